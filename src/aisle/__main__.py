@@ -1,0 +1,5 @@
+"""`python -m aisle` runs the command line."""
+
+from aisle.cli import main
+
+main()
