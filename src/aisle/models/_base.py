@@ -1,0 +1,356 @@
+"""The one contract every aisle model follows.
+
+A model is a class with a frozen pydantic config (every hyperparameter with a default) and a
+constructor that only stores it. ``fit(interactions)`` learns and returns ``self``. The scoring
+surface is shared:
+
+* ``recommend(users, k, *, exclude_seen=True, candidates=None, history=None)`` ranked item ids
+  and scores per user. Users unseen in training are folded in from ``history`` (their raw
+  events, or a row in the item vocabulary) without retraining; a user with neither gets the
+  policy of ``unknown_users`` (training popularity by default, labelled in ``sources``).
+* ``score(users, items)`` a dense matrix of scores.
+* ``similar_items(items, k)``.
+* ``save(path)`` / ``load(path)`` in safe formats: ``config.json`` + ``state.npz`` (arrays,
+  ``allow_pickle=False``) + the vocabularies as JSON. No pickles.
+
+Subclasses implement ``_fit(matrix)``, ``_user_scores(rows)`` (scores for a batch of user rows
+given as a CSR history, so fold-in is the same code path as known users), and optionally
+``_item_vectors()`` for ``similar_items`` and ``_state()`` / ``_set_state()`` for saving.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aisle.data._feedback import FeedbackConfig, Interactions, fold_in
+from aisle.data._vocab import Vocabulary
+from aisle.errors import ConfigError, DataError, NotFittedError, UnknownIdError
+
+__all__ = ["ModelConfig", "Recommendations", "Recommender", "top_k"]
+
+UnknownUsers = Literal["popular", "empty", "raise"]
+
+
+class ModelConfig(BaseModel):
+    """Base of model configs: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Ranked lists for a batch of users.
+
+    Attributes:
+        users: the user ids, in request order.
+        items: ``(n_users, k)`` item ids; ``None`` where fewer than k items could be ranked.
+        scores: ``(n_users, k)`` scores, ``-inf`` in the padding.
+        sources: per user, what produced the list: ``"model"``, ``"fold-in"`` or the fallback name.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long format: one row per (user, rank), padding dropped."""
+        n, k = self.items.shape
+        frame = pd.DataFrame({
+            "user_id": np.repeat(self.users, k),
+            "rank": np.tile(np.arange(1, k + 1), n),
+            "item_id": self.items.ravel(),
+            "score": self.scores.ravel(),
+            "source": np.repeat(self.sources, k),
+        })
+        return frame[frame["item_id"].notna()].reset_index(drop=True)
+
+    def for_user(self, user_id: str) -> list[tuple[str, float]]:
+        pos = np.flatnonzero(self.users == user_id)
+        if pos.size == 0:
+            raise UnknownIdError(f"user {user_id!r} is not in these recommendations")
+        i = int(pos[0])
+        return [(str(it), float(s)) for it, s in zip(self.items[i], self.scores[i], strict=True) if it is not None]
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest scores per row, sorted descending (argpartition).
+
+    ``-inf`` marks excluded entries; they sort last and keep their ``-inf`` value.
+    """
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    if k == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64), np.zeros((scores.shape[0], 0))
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (scores.shape[0], 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+class Recommender(ABC):
+    """Base class of every model. See the module docstring for the contract."""
+
+    #: Short name used by the registry and the CLI (``pop``, ``ease``, ...).
+    name: ClassVar[str]
+    #: The config class of this model.
+    Config: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            try:
+                config = self.Config(**overrides)
+            except ValidationError as exc:
+                raise ConfigError(f"invalid config for model '{self.name}': {exc}") from exc
+        elif overrides:
+            config = config.model_copy(update=overrides)
+        if not isinstance(config, self.Config):
+            raise ConfigError(f"model '{self.name}' needs a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+        self._fitted = False
+
+    # ------------------------------------------------------------------ learning
+    def fit(self, interactions: Interactions) -> Self:
+        """Learn from an interaction matrix; returns ``self``."""
+        if interactions.nnz == 0:
+            raise DataError(f"cannot fit '{self.name}' on an empty interaction matrix")
+        self.users_: Vocabulary = interactions.users
+        self.items_: Vocabulary = interactions.items
+        self.feedback_: FeedbackConfig = interactions.config
+        self.train_matrix_: sp.csr_matrix = sp.csr_matrix(interactions.matrix, dtype=np.float32)
+        counts = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel()
+        self.item_popularity_: np.ndarray = counts.astype(np.float64)
+        self._fit(self.train_matrix_)
+        self._fitted = True
+        return self
+
+    @abstractmethod
+    def _fit(self, matrix: sp.csr_matrix) -> None: ...
+
+    @abstractmethod
+    def _user_scores(self, rows: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
+        """Dense ``(len(rows), n_items)`` scores; ``user_index`` is -1 for folded-in users."""
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError(f"model '{self.name}' is not fitted; call fit(interactions) first")
+
+    def _history_rows(
+        self, users: Sequence[str], history: pd.DataFrame | sp.spmatrix | None, unknown_users: UnknownUsers
+    ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """CSR history rows for the users, their training index (-1 if new) and the source label."""
+        idx = self.users_.index(np.asarray(users, dtype=object), unknown="ignore")
+        rows = self.train_matrix_[np.maximum(idx, 0)]
+        rows = sp.csr_matrix(rows.multiply((idx >= 0)[:, None]).tocsr(), dtype=np.float32)
+        source = np.where(idx >= 0, "model", "").astype(object)
+        new = np.flatnonzero(idx < 0)
+        if new.size and history is not None:
+            if isinstance(history, pd.DataFrame):
+                wanted = [users[i] for i in new]
+                sub = history[history["user_id"].isin(wanted)]
+                folded = sp.csr_matrix(
+                    fold_in(sub, self.items_, self.feedback_, users=Vocabulary(wanted)), dtype=np.float32
+                )
+                have = np.diff(folded.indptr) > 0
+                if have.any():
+                    rows = sp.lil_matrix(rows)
+                    rows[new[have]] = folded[np.flatnonzero(have)]
+                    rows = sp.csr_matrix(rows)
+                    source[new[have]] = "fold-in"
+            else:
+                h = sp.csr_matrix(history, dtype=np.float32)
+                if h.shape != (len(users), len(self.items_)):
+                    raise ConfigError(
+                        f"history matrix must be (n_users={len(users)}, n_items={len(self.items_)}), got {h.shape}"
+                    )
+                nonempty = np.diff(h.indptr) > 0
+                sel = new[nonempty[new]]
+                rows = sp.lil_matrix(rows)
+                rows[sel] = h[sel]
+                rows = sp.csr_matrix(rows)
+                source[sel] = "fold-in"
+        missing = np.flatnonzero(source == "")
+        if missing.size and unknown_users == "raise":
+            raise UnknownIdError(
+                f"{missing.size} users are unknown to model '{self.name}' and have no history "
+                f"(e.g. {[users[i] for i in missing[:5]]}); pass history= or unknown_users='popular'"
+            )
+        return rows, idx, source
+
+    def recommend(
+        self,
+        users: Sequence[str] | str,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        history: pd.DataFrame | sp.spmatrix | None = None,
+        unknown_users: UnknownUsers = "popular",
+        batch_size: int = 2048,
+    ) -> Recommendations:
+        """Top-k items for each user.
+
+        Args:
+            users: user ids (a single id is accepted).
+            k: list length.
+            exclude_seen: drop items the user interacted with (in training or ``history``).
+            candidates: rank only these item ids (unknown ones are ignored).
+            exclude: never return these item ids.
+            history: events (canonical frame) or a CSR row per user, used to fold in users that
+                were not in training, without retraining.
+            unknown_users: for users with neither training data nor history: ``"popular"``
+                (training popularity, labelled ``"popular"``), ``"empty"`` or ``"raise"``.
+            batch_size: users scored per batch (memory: batch_size × n_items floats).
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        user_list = [users] if isinstance(users, str) else [str(u) for u in users]
+        n_items = len(self.items_)
+        allowed = np.ones(n_items, dtype=bool)
+        if candidates is not None:
+            allowed[:] = False
+            cidx = self.items_.index(np.asarray(list(candidates), dtype=object), unknown="ignore")
+            allowed[cidx[cidx >= 0]] = True
+        if exclude is not None:
+            eidx = self.items_.index(np.asarray(list(exclude), dtype=object), unknown="ignore")
+            allowed[eidx[eidx >= 0]] = False
+        kk = min(k, n_items)
+        out_items = np.full((len(user_list), k), None, dtype=object)
+        out_scores = np.full((len(user_list), k), -np.inf)
+        out_sources = np.empty(len(user_list), dtype=object)
+        item_ids = self.items_.ids
+        for start in range(0, len(user_list), batch_size):
+            batch = user_list[start:start + batch_size]
+            rows, idx, source = self._history_rows(batch, history, unknown_users)
+            known = source != ""
+            scores = np.full((len(batch), n_items), -np.inf)
+            if known.any():
+                scores[known] = self._user_scores(rows[np.flatnonzero(known)], idx[known])
+            if (~known).any() and unknown_users == "popular":
+                scores[~known] = self.item_popularity_
+                source[~known] = "popular"
+            elif (~known).any():
+                source[~known] = "empty"
+            scores[:, ~allowed] = -np.inf
+            if exclude_seen:
+                r, c = rows.nonzero()
+                scores[r, c] = -np.inf
+            top, vals = top_k(scores, kk)
+            valid = np.isfinite(vals)
+            block = np.where(valid, item_ids[top], None)
+            out_items[start:start + len(batch), :kk] = block
+            out_scores[start:start + len(batch), :kk] = np.where(valid, vals, -np.inf)
+            out_sources[start:start + len(batch)] = source
+        return Recommendations(np.asarray(user_list, dtype=object), out_items, out_scores, out_sources)
+
+    def score(self, users: Sequence[str], items: Sequence[str], *, history: pd.DataFrame | None = None) -> np.ndarray:
+        """Scores of ``items`` for ``users`` as a ``(len(users), len(items))`` array.
+
+        Unknown items score ``nan``; unknown users without history raise :class:`UnknownIdError`.
+        """
+        self._check_fitted()
+        rows, idx, _ = self._history_rows([str(u) for u in users], history, "raise")
+        full = self._user_scores(rows, idx)
+        iidx = self.items_.index(np.asarray(list(items), dtype=object), unknown="ignore")
+        out = np.full((len(users), len(iidx)), np.nan)
+        ok = iidx >= 0
+        out[:, ok] = full[:, iidx[ok]]
+        return out
+
+    def _item_vectors(self) -> np.ndarray | sp.csr_matrix:
+        """Item representations for cosine similarity (rows = items). Default: item columns."""
+        return sp.csr_matrix(self.train_matrix_.T)
+
+    def similar_items(self, items: Sequence[str], k: int = 10) -> Recommendations:
+        """The k most similar items to each item (cosine over the model's item representation)."""
+        self._check_fitted()
+        item_list = [str(i) for i in items]
+        idx = self.items_.index(np.asarray(item_list, dtype=object), unknown="raise")
+        vecs = self._item_vectors()
+        if sp.issparse(vecs):
+            v = sp.csr_matrix(vecs, dtype=np.float64)
+            norms = np.sqrt(np.asarray(v.multiply(v).sum(axis=1)).ravel())
+            sims = np.asarray((v[idx] @ v.T).todense())
+        else:
+            v = np.asarray(vecs, dtype=np.float64)
+            norms = np.linalg.norm(v, axis=1)
+            sims = v[idx] @ v.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = sims / np.maximum(norms[idx][:, None] * norms[None, :], 1e-12)
+        sims[np.arange(len(idx)), idx] = -np.inf
+        top, vals = top_k(sims, min(k, len(self.items_) - 1))
+        pad_items = np.full((len(idx), k), None, dtype=object)
+        pad_scores = np.full((len(idx), k), -np.inf)
+        pad_items[:, : top.shape[1]] = self.items_.ids[top]
+        pad_scores[:, : top.shape[1]] = vals
+        return Recommendations(np.asarray(item_list, dtype=object), pad_items, pad_scores,
+                               np.full(len(idx), "model", dtype=object))
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to a folder: config.json, vocab.json, state.npz (no pickle)."""
+        self._check_fitted()
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({
+            "model": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "feedback": self.feedback_.model_dump(mode="json"),
+        }, indent=2))
+        (out / "vocab.json").write_text(json.dumps({"users": self.users_.to_list(), "items": self.items_.to_list()}))
+        m = self.train_matrix_
+        np.savez(out / "state.npz", _train_data=m.data, _train_indices=m.indices, _train_indptr=m.indptr,
+                 _train_shape=np.asarray(m.shape), _popularity=self.item_popularity_, **self._state())
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Read a model written by :meth:`save` (any registered model when called on the base)."""
+        from aisle.models._registry import get_model_class
+
+        src = Path(path)
+        try:
+            info = json.loads((src / "config.json").read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{src} holds no saved model (config.json missing)") from exc
+        klass = get_model_class(info["model"]) if cls is Recommender else cls
+        if klass.name != info["model"]:
+            raise ConfigError(f"{src} holds a '{info['model']}' model, not '{klass.name}'")
+        model = klass(klass.Config(**info["config"]))
+        vocab = json.loads((src / "vocab.json").read_text())
+        model.users_ = Vocabulary.from_list(vocab["users"])
+        model.items_ = Vocabulary.from_list(vocab["items"])
+        model.feedback_ = FeedbackConfig(**info["feedback"])
+        with np.load(src / "state.npz", allow_pickle=False) as npz:
+            state = {k: npz[k] for k in npz.files}
+        shape = tuple(int(x) for x in state.pop("_train_shape"))
+        model.train_matrix_ = sp.csr_matrix(
+            (state.pop("_train_data"), state.pop("_train_indices"), state.pop("_train_indptr")), shape=shape
+        )
+        model.item_popularity_ = state.pop("_popularity")
+        model._set_state(state)
+        model._fitted = True
+        return model
+
+    def __repr__(self) -> str:
+        fitted = f", n_users={len(self.users_)}, n_items={len(self.items_)}" if self._fitted else ""
+        return f"{type(self).__name__}({self.config!r}{fitted})"

@@ -1,0 +1,29 @@
+"""Short model names -> classes, in one place. A typo fails with the list of valid names."""
+
+from __future__ import annotations
+
+import difflib
+
+from aisle.errors import ConfigError
+from aisle.models._base import Recommender
+from aisle.models._ease import EASE
+from aisle.models._popularity import Popularity
+
+__all__ = ["MODELS", "get_model_class", "make_model"]
+
+MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in (Popularity, EASE)}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The model class registered under ``name``."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown model '{name}'; valid names: {', '.join(sorted(MODELS))}.{hint}") from None
+
+
+def make_model(name: str, **params: object) -> Recommender:
+    """Build a model by short name with config overrides, e.g. ``make_model("ease", l2=300)``."""
+    return get_model_class(name)(**params)
