@@ -164,3 +164,16 @@ def test_no_warning_when_everything_is_valid() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         conform_events(frame())
+
+
+def test_fractional_and_nanosecond_timestamps_are_exact() -> None:
+    ev, _ = conform_events(frame(timestamp=[1396314141.719, 1396314141.5, 1396314142.0]))
+    assert ev["timestamp"].iloc[1] == pd.Timestamp("2014-04-01T01:02:21.719Z")
+    ns = 1714557600123456789
+    ev, _ = conform_events(frame(timestamp=[ns, ns + 1, ns + 2]))
+    assert ev["timestamp"].iloc[0].value == ns
+
+
+def test_catalog_dates_before_1970_are_fine() -> None:
+    cat, _ = conform_catalog(pd.DataFrame({"item_id": ["a"], "created_at": ["1922-01-01"]}))
+    assert cat["created_at"].iloc[0].year == 1922

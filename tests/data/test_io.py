@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -10,25 +11,11 @@ import pytest
 from aisle.data import Dataset, load_data, read_events, read_split
 from aisle.errors import ConfigError, DataError, DatasetNotFoundError, ValidationError
 
-
-def write_shop_csv(path: Path, n: int = 120, bad: dict[int, str] | None = None) -> Path:
-    """A shop log with n data rows; ``bad`` maps a data row to the field to break."""
-    bad = bad or {}
-    lines = ["event_id,user_id,item_id,event_type,timestamp,price"]
-    for row in range(1, n + 1):
-        ts = f"2024-03-{1 + row % 28:02d}T10:{row % 60:02d}:00Z"
-        item = f"sku-{row % 17}"
-        if bad.get(row) == "timestamp":
-            ts = "2024-13-45 99:99"
-        if bad.get(row) == "item_id":
-            item = ""
-        lines.append(f"e{row},user-{row % 11},{item},{'view' if row % 3 else 'purchase'},{ts},{row % 50}.99")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+ShopCsv = Callable[..., Path]
 
 
-def test_csv_error_names_both_bad_rows(tmp_path: Path) -> None:
-    src = write_shop_csv(tmp_path / "shop.csv", bad={57: "timestamp", 90: "item_id"})
+def test_csv_error_names_both_bad_rows(tmp_path: Path, shop_csv: ShopCsv) -> None:
+    src = shop_csv(tmp_path / "shop.csv", bad={57: "timestamp", 90: "item_id"})
     with pytest.raises(ValidationError) as info:
         read_events(src)
     msg = str(info.value)
@@ -37,8 +24,8 @@ def test_csv_error_names_both_bad_rows(tmp_path: Path) -> None:
     assert str(src) in msg
 
 
-def test_csv_quarantine_loads_every_other_row(tmp_path: Path) -> None:
-    src = write_shop_csv(tmp_path / "shop.csv", bad={57: "timestamp", 90: "item_id"})
+def test_csv_quarantine_loads_every_other_row(tmp_path: Path, shop_csv: ShopCsv) -> None:
+    src = shop_csv(tmp_path / "shop.csv", bad={57: "timestamp", 90: "item_id"})
     q = tmp_path / "bad.csv"
     with pytest.warns(UserWarning, match="2 of 120 rows were quarantined"):
         events, report, _ = read_events(src, on_error="quarantine", quarantine_path=q)
@@ -106,9 +93,9 @@ def test_fixed_split_two_sequence_files(tmp_path: Path) -> None:
     assert len(ds.sources) == 2 and all(len(s.sha256) == 64 for s in ds.sources)
 
 
-def test_fixed_split_csv(tmp_path: Path) -> None:
-    write_shop_csv(tmp_path / "a.csv", n=30)
-    write_shop_csv(tmp_path / "b.csv", n=10)
+def test_fixed_split_csv(tmp_path: Path, shop_csv: ShopCsv) -> None:
+    shop_csv(tmp_path / "a.csv", n=30)
+    shop_csv(tmp_path / "b.csv", n=10)
     ds = read_split(tmp_path / "a.csv", tmp_path / "b.csv")
     assert ds.n_events == 40 and ds.events["event_id"].is_unique
 
@@ -125,8 +112,8 @@ def test_errors_for_bad_arguments(tmp_path: Path) -> None:
         read_events(tmp_path / "wide.txt", format="pairs")
 
 
-def test_dataset_save_load_roundtrip(tmp_path: Path) -> None:
-    src = write_shop_csv(tmp_path / "shop.csv", n=20)
+def test_dataset_save_load_roundtrip(tmp_path: Path, shop_csv: ShopCsv) -> None:
+    src = shop_csv(tmp_path / "shop.csv", n=20)
     ds = load_data(src)
     ds.save(tmp_path / "saved")
     back = Dataset.load(tmp_path / "saved")

@@ -169,7 +169,7 @@ def _parse_timestamp(raw: pd.Series, unit: str) -> pd.Series:
         return raw.dt.tz_convert("UTC").astype(pandas_dtype("timestamp"))  # type: ignore[call-overload, no-any-return]
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         return raw.dt.tz_localize("UTC").astype(pandas_dtype("timestamp"))  # type: ignore[call-overload, no-any-return]
-    numeric = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw.dtype) else raw.astype(float)
+    numeric = raw if pd.api.types.is_numeric_dtype(raw.dtype) else pd.to_numeric(raw, errors="coerce")
     out = pd.Series(pd.NaT, index=raw.index, dtype=pandas_dtype("timestamp"))  # type: ignore[call-overload]
     num_mask = numeric.notna().to_numpy()
     if num_mask.any():
@@ -178,14 +178,19 @@ def _parse_timestamp(raw: pd.Series, unit: str) -> pd.Series:
         if unit == "auto":
             mag = float(np.nanmedian(np.abs(vals))) if vals.size else 0.0
             u = "ns" if mag > 1e17 else "us" if mag > 1e14 else "ms" if mag > 1e11 else "s"
-        factor = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}.get(u)
+        factor = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}.get(u)
         if factor is None:
             raise ConfigError(f"timestamp_unit must be one of auto, s, ms, us, ns; got {unit!r}")
-        with np.errstate(invalid="ignore", over="ignore"):
-            ns = vals * factor
-        ok = np.isfinite(ns) & (np.abs(ns) < 9.2e18)
         conv = np.full(vals.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
-        conv[ok] = ns[ok].astype(np.int64).astype("datetime64[ns]")
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = np.isfinite(vals) & (np.abs(vals * factor) < 9.2e18)
+            if pd.api.types.is_integer_dtype(numeric.dtype):  # exact, even for ns
+                ns = numeric.to_numpy(dtype=np.int64)[num_mask][ok] * factor
+            elif np.all(np.mod(vals[ok], 1) == 0):  # integral floats below 2**53: exact
+                ns = vals[ok].astype(np.int64) * factor
+            else:  # fractions: float64 cannot hold ns exactly; round to the microsecond
+                ns = np.round(vals[ok] * (factor / 1000)).astype(np.int64) * 1000
+        conv[ok] = ns.astype("datetime64[ns]")
         out.loc[num_mask] = pd.DatetimeIndex(conv).tz_localize("UTC")
     text_mask = ~num_mask & raw.notna().to_numpy()
     if text_mask.any():
@@ -275,12 +280,12 @@ def _conform(
             )
             if spec.required:
                 checker.flag(nat & blank, spec.name, raw, f"{spec.name} is missing", f"give every row a value for {spec.name}")
-            with np.errstate(invalid="ignore"):
+            if spec.required:  # event times: before 1970 or in the future is impossible
                 impossible = ((col < MIN_TIMESTAMP) | (col > now + FUTURE_SLACK)).fillna(False).to_numpy(dtype=bool)
-            checker.flag(
-                impossible, spec.name, raw, f"{spec.name} is impossible (before 1970 or in the future)",
-                "check the unit (seconds vs milliseconds) and the time zone",
-            )
+                checker.flag(
+                    impossible, spec.name, raw, f"{spec.name} is impossible (before 1970 or in the future)",
+                    "check the unit (seconds vs milliseconds) and the time zone",
+                )
         else:  # bool
             text = raw.astype("str").str.strip().str.lower()
             truth = text.map({"true": True, "1": True, "yes": True, "y": True, "t": True,
