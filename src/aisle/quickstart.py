@@ -28,7 +28,7 @@ from rich.text import Text
 from aisle import __version__
 from aisle.data import Dataset
 from aisle.data._feedback import FeedbackConfig, build_interactions
-from aisle.data._splits import Split, leave_last_k, temporal_split
+from aisle.data._splits import Split, fixed_split, leave_last_k, temporal_split
 from aisle.evaluation import evaluate
 from aisle.models import make_model
 from aisle.settings import get_settings
@@ -86,11 +86,21 @@ def _feedback_for(ds: Dataset) -> FeedbackConfig:
 
 
 def _split(ds: Dataset) -> Split:
+    """Temporal when time is real; next-item within held-out sessions for anonymous sessions;
+    leave-last-one per user for order-only sequences."""
+    if ds.anonymous_sessions:
+        if ds.fixed_split is not None:
+            train, test = ds.fixed_split
+        else:
+            outer = temporal_split(ds.events, test_fraction=0.2)
+            train, test = outer.train, outer.test
+        # Each test session's last event is the target; its earlier events are the fold-in history.
+        inner = leave_last_k(test, k=1, by="sequence")
+        return Split(train=train, test=inner.test, fold_in=inner.train, name="session-next-item",
+                     params={"target": "last event of each held-out session"})
     if ds.fixed_split is not None:
-        from aisle.data._splits import fixed_split
-
         return fixed_split(*ds.fixed_split)
-    if ds.has_timestamps and not ds.anonymous_sessions:
+    if ds.has_timestamps:
         return temporal_split(ds.events, test_fraction=0.2)
     return leave_last_k(ds.events, k=1, by="sequence")
 
@@ -146,7 +156,7 @@ def run_quickstart(
         with timed(f"train {name}"):
             model.fit(train)
         with timed(f"evaluate {name}"):
-            ev = evaluate(model, split.test, ks=(10, 20))
+            ev = evaluate(model, split.test, ks=(10, 20), history=split.fold_in)
         model.save(run_dir / "models" / name)
         results[name] = {
             "params": model.config.model_dump(mode="json"),

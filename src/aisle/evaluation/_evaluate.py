@@ -8,8 +8,8 @@ Protocol (always stated in the result):
   the threshold are not relevant, for instance).
 * With ``exclude_seen=True`` the items a user already had in training are removed both from the
   ranking and from that user's relevant set (they could never be hit).
-* Test users unknown to the model are counted and skipped (cold-start users have their own
-  protocol); test events on items unknown to the model are dropped and counted, since no model
+* Test users unknown to the model are folded in from ``history`` when it has their events
+  (session prefixes, strong-generalisation users), else counted and skipped; test events on items unknown to the model are dropped and counted, since no model
   trained on that catalog can rank them.
 """
 
@@ -68,6 +68,7 @@ def evaluate(
     metrics: Sequence[str] = ACCURACY_METRICS,
     exclude_seen: bool = True,
     relevance: FeedbackConfig | None = None,
+    history: pd.DataFrame | None = None,
     batch_size: int = 2048,
 ) -> EvaluationResult:
     """Score ``model`` on ``test_events`` with full ranking.
@@ -79,24 +80,29 @@ def evaluate(
         metrics: accuracy metric names (see :mod:`aisle.evaluation._metrics`).
         exclude_seen: filter training items from lists and from the relevant sets.
         relevance: rules that make a test event relevant (default: the model's feedback rules).
+        history: events of test users that are not in training (a session's first clicks, a
+            held-out user's fold-in part); those users are scored by fold-in, not skipped.
         batch_size: users per scoring batch.
     """
     model._check_fitted()
     ks = tuple(sorted({int(k) for k in ks}))
     rules = relevance or model.feedback_
-    test_users = pd.unique(test_events["user_id"].astype("str").to_numpy())
-    known_mask = model.users_.index(test_users.astype(object), unknown="ignore") >= 0
+    test_users = pd.unique(test_events["user_id"].astype("str").to_numpy()).astype(object)
+    known_mask = model.users_.index(test_users, unknown="ignore") >= 0
+    if history is not None:
+        known_mask |= np.isin(test_users, pd.unique(history["user_id"].astype("str").to_numpy()).astype(object))
     users = Vocabulary.from_values(test_users[known_mask])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # unknown items are counted below instead
         rel = build_interactions(
-            test_events[test_events["user_id"].isin(users.ids)], rules, users=users, items=model.items_
+            test_events[np.isin(test_events["user_id"].to_numpy(dtype=object), users.ids)],
+            rules, users=users, items=model.items_,
         )
-    n_dropped_items = int((~test_events["item_id"].isin(model.items_.ids)).sum())
+    n_dropped_items = int((model.items_.index(test_events["item_id"].to_numpy(dtype=object), unknown="ignore") < 0).sum())
     matrix = sp.csr_matrix(rel.matrix > 0, dtype=np.float32)
+    seen, _, source = model._history_rows(list(users.ids), history, "empty")
     if exclude_seen:
-        train_rows = model.train_matrix_[model.users_.index(users.ids, unknown="raise")]
-        matrix = sp.csr_matrix(matrix - matrix.multiply(train_rows > 0))
+        matrix = sp.csr_matrix(matrix - matrix.multiply(seen > 0))
         matrix.eliminate_zeros()
     has_rel = np.diff(matrix.indptr) > 0
     if not has_rel.any():
@@ -106,7 +112,8 @@ def evaluate(
         )
     eval_users = users.ids[has_rel]
     matrix = matrix[has_rel]
-    recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, batch_size=batch_size)
+    recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, history=history,
+                           unknown_users="empty", batch_size=batch_size)
     top = model.items_.index(np.where(recs.items == None, "", recs.items).ravel().astype(object),  # noqa: E711
                              unknown="ignore").reshape(recs.items.shape)
     per_user = per_user_metrics(top, matrix, ks, metrics)
@@ -116,9 +123,9 @@ def evaluate(
         "users_evaluated": int(len(eval_users)),
         "users_skipped_unknown": int((~known_mask).sum()),
         "users_skipped_no_relevant": int((~has_rel).sum()),
+        "users_fold_in": int((source[has_rel] == "fold-in").sum()),
         "test_events": int(len(test_events)),
         "test_events_unknown_item": n_dropped_items,
         "relevant_pairs": int(matrix.nnz),
     }
-    del caught
     return EvaluationResult(model.name, "full ranking", ks, summary, per_user, eval_users, counts)

@@ -127,6 +127,7 @@ class Recommender(ABC):
         self.users_: Vocabulary = interactions.users
         self.items_: Vocabulary = interactions.items
         self.feedback_: FeedbackConfig = interactions.config
+        self.reference_time_: pd.Timestamp = pd.Timestamp(interactions.reference_time)
         self.train_matrix_: sp.csr_matrix = sp.csr_matrix(interactions.matrix, dtype=np.float32)
         counts = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel()
         self.item_popularity_: np.ndarray = counts.astype(np.float64)
@@ -160,7 +161,9 @@ class Recommender(ABC):
                 wanted = [users[i] for i in new]
                 sub = history[history["user_id"].isin(wanted)]
                 folded = sp.csr_matrix(
-                    fold_in(sub, self.items_, self.feedback_, users=Vocabulary(wanted)), dtype=np.float32
+                    fold_in(sub, self.items_, self.feedback_, users=Vocabulary(wanted),
+                            reference_time=self._fold_in_reference(sub)),
+                    dtype=np.float32,
                 )
                 have = np.diff(folded.indptr) > 0
                 if have.any():
@@ -187,6 +190,12 @@ class Recommender(ABC):
                 f"(e.g. {[users[i] for i in missing[:5]]}); pass history= or unknown_users='popular'"
             )
         return rows, idx, source
+
+    def _fold_in_reference(self, events: pd.DataFrame) -> pd.Timestamp:
+        """Decay reference for folded-in events: training's, or later if these events are later."""
+        if len(events) == 0:
+            return self.reference_time_
+        return max(self.reference_time_, pd.Timestamp(events["timestamp"].max()))
 
     def recommend(
         self,
@@ -315,6 +324,7 @@ class Recommender(ABC):
             "model": self.name,
             "config": self.config.model_dump(mode="json"),
             "feedback": self.feedback_.model_dump(mode="json"),
+            "reference_time": self.reference_time_.isoformat(),
         }, indent=2))
         (out / "vocab.json").write_text(json.dumps({"users": self.users_.to_list(), "items": self.items_.to_list()}))
         m = self.train_matrix_
@@ -340,6 +350,7 @@ class Recommender(ABC):
         model.users_ = Vocabulary.from_list(vocab["users"])
         model.items_ = Vocabulary.from_list(vocab["items"])
         model.feedback_ = FeedbackConfig(**info["feedback"])
+        model.reference_time_ = pd.Timestamp(info["reference_time"])
         with np.load(src / "state.npz", allow_pickle=False) as npz:
             state = {k: npz[k] for k in npz.files}
         shape = tuple(int(x) for x in state.pop("_train_shape"))

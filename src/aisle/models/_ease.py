@@ -2,7 +2,7 @@
 
 ``B = I - P / diag(P)`` with ``P = (XᵀX + λI)⁻¹`` and a zero diagonal. The inverse comes from a
 Cholesky factorisation of the symmetric positive definite Gram matrix (LAPACK ``potrf``/``potri``
-through scipy), in float32 or float64. Memory is ``n_items²`` floats: fine to ~30k items.
+through scipy), in float32 (default) or float64. Memory is ``n_items²`` floats: fine to ~30k items.
 """
 
 from __future__ import annotations
@@ -14,10 +14,26 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from pydantic import Field
 
-from aisle.errors import ConfigError
+from aisle.errors import ConfigError, DataError
 from aisle.models._base import ModelConfig, Recommender
 
 __all__ = ["EASE", "EASEConfig"]
+
+
+def spd_inverse(a: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri).
+
+    potri writes one triangle; the other is mirrored. ``a`` is overwritten.
+    """
+    potrf, potri = sla.lapack.get_lapack_funcs(("potrf", "potri"), (a,))
+    chol, info = potrf(a, lower=True, overwrite_a=True, clean=False)
+    if info != 0:
+        raise DataError(f"the Gram matrix is not positive definite (LAPACK potrf info={info}); raise l2")
+    inv, info = potri(chol, lower=True, overwrite_c=True)
+    if info != 0:
+        raise DataError(f"inverting the Gram matrix failed (LAPACK potri info={info})")
+    lower = np.tril(inv)
+    return lower + np.tril(inv, -1).T
 
 
 class EASEConfig(ModelConfig):
@@ -31,7 +47,7 @@ class EASEConfig(ModelConfig):
     """
 
     l2: float = Field(default=500.0, gt=0)
-    dtype: Literal["float32", "float64"] = "float64"
+    dtype: Literal["float32", "float64"] = "float32"
     binarize: bool = True
     max_items: int = Field(default=40_000, gt=0)
 
@@ -59,8 +75,7 @@ class EASE(Recommender):
         x = self._prep(matrix)
         gram = np.asarray((x.T @ x).todense(), dtype=self.config.dtype)
         gram[np.diag_indices(n_items)] += self.config.l2
-        c, low = sla.cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
-        p = sla.cho_solve((c, low), np.eye(n_items, dtype=self.config.dtype), overwrite_b=True, check_finite=False)
+        p = spd_inverse(gram)
         b = p / (-np.diag(p))[None, :]
         b[np.diag_indices(n_items)] = 0.0
         self.weights_ = b.astype(self.config.dtype, copy=False)
