@@ -65,13 +65,15 @@ def datasets_list(verify: bool, json_mode: bool) -> None:
 
 @datasets.command("download")
 @click.argument("name")
-def datasets_download(name: str) -> None:
+@click.option("--force", is_flag=True, help="Download again even if the files are present.")
+@click.option("--url", default=None, help="Download from this address instead of the registry's source.")
+def datasets_download(name: str, force: bool, url: str | None) -> None:
     """Download a public dataset into AISLE_DATA_HOME (checksums verified)."""
     from aisle.datasets import download_dataset
 
     ui = UI()
     with ui.step(f"Downloading {name}"):
-        path = download_dataset(name)
+        path = download_dataset(name, force=force, url=url)
     ui.info(f"{name} is in {path}")
 
 
