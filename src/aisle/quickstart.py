@@ -204,7 +204,7 @@ def render_quickstart(result: QuickstartResult) -> Group:
         table.add_row(name, *(f"{res['metrics'][m]:.4f}" for m in QUICKSTART_METRICS))
     strategy = result.strategy.get("name")
     reasons = result.strategy.get("reasons") or []
-    lines = [
+    lines: list[Text | Table] = [
         Text(f"{result.n_events:,} events, {result.n_users:,} users, {result.n_items:,} items; "
              f"recommended strategy: {strategy}"),
     ]

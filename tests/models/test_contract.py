@@ -17,7 +17,7 @@ from aisle.models import MODELS, Recommender, make_model
 @pytest.fixture(scope="module")
 def events() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    n_users, n_items = 60, 40
+    n_users = 60
     # two taste groups: users < 30 like items < 20, the others like items >= 20
     rows = []
     for u in range(n_users):
@@ -101,7 +101,7 @@ def test_save_load_identical(model: Recommender, tmp_path: Path) -> None:
 
 
 def test_registry_typo_lists_valid_names() -> None:
-    with pytest.raises(ConfigError, match="valid names: ease, pop.*Did you mean 'ease'"):
+    with pytest.raises(ConfigError, match=r"valid names: .*Did you mean 'ease'"):
         make_model("eas")
     with pytest.raises(ConfigError, match="invalid config"):
         make_model("ease", l2=-1)

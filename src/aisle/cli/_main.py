@@ -52,11 +52,12 @@ def datasets_list(verify: bool, json_mode: bool) -> None:
     ui = UI(json_mode)
     with ui.step("Checking datasets" + (" (sha256)" if verify else "")):
         rows = list_datasets(verify=verify)
-    payload = {"data_home": str(get_settings().data_home), "datasets": [r.to_dict() for r in rows]}
+    entries: list[dict[str, Any]] = [r.to_dict() for r in rows]
+    payload = {"data_home": str(get_settings().data_home), "datasets": entries}
     table = Table(title=f"Datasets in {get_settings().data_home}")
     for col in ("name", "present", "kind", "size", "checksums"):
         table.add_column(col)
-    for r in payload["datasets"]:
+    for r in entries:
         size = f"{r.get('bytes', 0) / 1e6:.1f} MB" if r.get("present") else "-"
         table.add_row(r["name"], "yes" if r.get("present") else "no", str(r.get("kind", "")), size,
                       str(r.get("checksums", "not checked")))
@@ -137,14 +138,15 @@ def simulate(n_events: int, seed: int, out: str, json_mode: bool) -> None:
     with ui.step(f"Writing {out}"):
         ds.save(out)
     counts = ds.events["event_type"].value_counts().to_dict()
-    payload = {"out": out, "n_events": ds.n_events, "n_users": ds.n_users, "n_items": ds.n_items,
-               "events_by_type": {str(k): int(v) for k, v in counts.items()}, "seed": seed}
+    by_type = {str(k): int(v) for k, v in counts.items()}
+    payload: dict[str, Any] = {"out": out, "n_events": ds.n_events, "n_users": ds.n_users,
+                               "n_items": ds.n_items, "events_by_type": by_type, "seed": seed}
     table = Table(title=f"Simulated shop (seed {seed})")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("n_events", "n_users", "n_items"):
         table.add_row(key, f"{payload[key]:,}")
-    for k, v in payload["events_by_type"].items():
+    for k, v in by_type.items():
         table.add_row(f"events: {k}", f"{v:,}")
     ui.emit(payload, table)
 

@@ -17,6 +17,13 @@ from aisle.data._feedback import (
     fold_in,
 )
 from aisle.data._io import FORMATS, file_checksum, load_data, read_events, read_split
+from aisle.data._schema import (
+    CATALOG_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    USER_COLUMNS,
+    empty_events,
+)
 from aisle.data._splits import (
     SPLITS,
     Split,
@@ -28,13 +35,6 @@ from aisle.data._splits import (
     user_holdout,
 )
 from aisle.data._vocab import Vocabulary
-from aisle.data._schema import (
-    CATALOG_COLUMNS,
-    EVENT_COLUMNS,
-    EVENT_TYPES,
-    USER_COLUMNS,
-    empty_events,
-)
 
 __all__ = [
     "CATALOG_COLUMNS",

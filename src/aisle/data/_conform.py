@@ -203,7 +203,8 @@ def _parse_timestamp(raw: pd.Series, unit: str) -> pd.Series:
                 warnings.simplefilter("ignore")
                 parsed.loc[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
         out.loc[text_mask] = parsed.astype(pandas_dtype("timestamp"))  # type: ignore[call-overload]
-    return out
+    result: pd.Series = out
+    return result
 
 
 def _check_columns(
@@ -257,6 +258,7 @@ def _conform(
                 continue
         raw = df[spec.name]
         blank = _blank(raw)
+        col: pd.Series
         if spec.required and spec.kind in ("id", "str"):
             checker.flag(blank, spec.name, raw, f"{spec.name} is missing", f"give every row a value for {spec.name}")
         if spec.kind == "id":
@@ -269,7 +271,7 @@ def _conform(
             checker.flag(bad, spec.name, raw, f"{spec.name} is not a number", f"write {spec.name} as a plain number, e.g. 2 or 19.99")
             if spec.name in ("quantity", "price", "stock"):
                 checker.flag(
-                    (col < 0).to_numpy(), spec.name, raw, f"{spec.name} is negative", f"{spec.name} must be >= 0"
+                    col.to_numpy(dtype=float) < 0, spec.name, raw, f"{spec.name} is negative", f"{spec.name} must be >= 0"
                 )
         elif spec.kind == "timestamp":
             col = _parse_timestamp(raw, timestamp_unit)
@@ -278,20 +280,19 @@ def _conform(
                 nat & ~blank, spec.name, raw, f"{spec.name} is not a timestamp",
                 "use ISO 8601 (2024-05-01T12:00:00Z) or unix seconds",
             )
-            if spec.required:
+            if spec.required:  # event times: missing, before 1970 or in the future is impossible
                 checker.flag(nat & blank, spec.name, raw, f"{spec.name} is missing", f"give every row a value for {spec.name}")
-            if spec.required:  # event times: before 1970 or in the future is impossible
-                impossible = ((col < MIN_TIMESTAMP) | (col > now + FUTURE_SLACK)).fillna(False).to_numpy(dtype=bool)
+                ts_ns = col.to_numpy(dtype="datetime64[ns]")
+                impossible = ~nat & ((ts_ns < MIN_TIMESTAMP.to_datetime64()) | (ts_ns > (now + FUTURE_SLACK).to_datetime64()))
                 checker.flag(
                     impossible, spec.name, raw, f"{spec.name} is impossible (before 1970 or in the future)",
                     "check the unit (seconds vs milliseconds) and the time zone",
                 )
         else:  # bool
             text = raw.astype("str").str.strip().str.lower()
-            truth = text.map({"true": True, "1": True, "yes": True, "y": True, "t": True,
-                              "false": False, "0": False, "no": False, "n": False, "f": False})
-            if pd.api.types.is_bool_dtype(raw.dtype):
-                truth = raw
+            truth: pd.Series = raw if pd.api.types.is_bool_dtype(raw.dtype) else text.map(
+                {"true": True, "1": True, "yes": True, "y": True, "t": True,
+                 "false": False, "0": False, "no": False, "n": False, "f": False})
             bad = truth.isna().to_numpy() & ~blank
             checker.flag(bad, spec.name, raw, f"{spec.name} is not a boolean", "use true/false")
             col = truth.astype("boolean")

@@ -37,8 +37,8 @@ __all__ = [
     "USER_COLUMNS",
     "ColumnSpec",
     "EventType",
-    "empty_events",
     "arrow_schema",
+    "empty_events",
 ]
 
 EventType = Literal["view", "click", "add_to_cart", "purchase", "return", "search", "rating"]

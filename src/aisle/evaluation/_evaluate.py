@@ -120,11 +120,11 @@ def evaluate(
     summary = {name: float(np.nanmean(v)) for name, v in per_user.items()}
     summary.update(beyond_accuracy(top, model.item_popularity_, len(model.users_), ks))
     counts = {
-        "users_evaluated": int(len(eval_users)),
+        "users_evaluated": len(eval_users),
         "users_skipped_unknown": int((~known_mask).sum()),
         "users_skipped_no_relevant": int((~has_rel).sum()),
         "users_fold_in": int((source[has_rel] == "fold-in").sum()),
-        "test_events": int(len(test_events)),
+        "test_events": len(test_events),
         "test_events_unknown_item": n_dropped_items,
         "relevant_pairs": int(matrix.nnz),
     }

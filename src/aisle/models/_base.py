@@ -127,7 +127,8 @@ class Recommender(ABC):
         self.users_: Vocabulary = interactions.users
         self.items_: Vocabulary = interactions.items
         self.feedback_: FeedbackConfig = interactions.config
-        self.reference_time_: pd.Timestamp = pd.Timestamp(interactions.reference_time)
+        ref = interactions.reference_time
+        self.reference_time_: pd.Timestamp = pd.Timestamp(ref) if ref is not None else pd.Timestamp.now(tz="UTC")
         self.train_matrix_: sp.csr_matrix = sp.csr_matrix(interactions.matrix, dtype=np.float32)
         counts = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel()
         self.item_popularity_: np.ndarray = counts.astype(np.float64)
@@ -158,7 +159,7 @@ class Recommender(ABC):
         new = np.flatnonzero(idx < 0)
         if new.size and history is not None:
             if isinstance(history, pd.DataFrame):
-                wanted = [users[i] for i in new]
+                wanted = [users[int(i)] for i in new]
                 sub = history[history["user_id"].isin(wanted)]
                 folded = sp.csr_matrix(
                     fold_in(sub, self.items_, self.feedback_, users=Vocabulary(wanted),
@@ -187,7 +188,7 @@ class Recommender(ABC):
         if missing.size and unknown_users == "raise":
             raise UnknownIdError(
                 f"{missing.size} users are unknown to model '{self.name}' and have no history "
-                f"(e.g. {[users[i] for i in missing[:5]]}); pass history= or unknown_users='popular'"
+                f"(e.g. {[users[int(i)] for i in missing[:5]]}); pass history= or unknown_users='popular'"
             )
         return rows, idx, source
 
@@ -328,8 +329,11 @@ class Recommender(ABC):
         }, indent=2))
         (out / "vocab.json").write_text(json.dumps({"users": self.users_.to_list(), "items": self.items_.to_list()}))
         m = self.train_matrix_
-        np.savez(out / "state.npz", _train_data=m.data, _train_indices=m.indices, _train_indptr=m.indptr,
-                 _train_shape=np.asarray(m.shape), _popularity=self.item_popularity_, **self._state())
+        arrays: dict[str, np.ndarray] = {
+            "_train_data": m.data, "_train_indices": m.indices, "_train_indptr": m.indptr,
+            "_train_shape": np.asarray(m.shape), "_popularity": self.item_popularity_, **self._state(),
+        }
+        np.savez(out / "state.npz", allow_pickle=False, **arrays)  # type: ignore[arg-type]
         return out
 
     @classmethod

@@ -32,8 +32,8 @@ def spd_inverse(a: np.ndarray) -> np.ndarray:
     inv, info = potri(chol, lower=True, overwrite_c=True)
     if info != 0:
         raise DataError(f"inverting the Gram matrix failed (LAPACK potri info={info})")
-    lower = np.tril(inv)
-    return lower + np.tril(inv, -1).T
+    full: np.ndarray = np.tril(inv) + np.tril(inv, -1).T
+    return full
 
 
 class EASEConfig(ModelConfig):

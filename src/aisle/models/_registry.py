@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from aisle.errors import ConfigError
 from aisle.models._base import Recommender
@@ -24,6 +25,6 @@ def get_model_class(name: str) -> type[Recommender]:
         raise ConfigError(f"unknown model '{name}'; valid names: {', '.join(sorted(MODELS))}.{hint}") from None
 
 
-def make_model(name: str, **params: object) -> Recommender:
+def make_model(name: str, **params: Any) -> Recommender:
     """Build a model by short name with config overrides, e.g. ``make_model("ease", l2=300)``."""
     return get_model_class(name)(**params)
