@@ -101,7 +101,7 @@ def _split(ds: Dataset) -> Split:
     if ds.fixed_split is not None:
         return fixed_split(*ds.fixed_split)
     if ds.has_timestamps:
-        return temporal_split(ds.events, test_fraction=0.2)
+        return temporal_split(ds.events, test_fraction=0.2, new_user_fold_in=0.5)
     return leave_last_k(ds.events, k=1, by="sequence")
 
 

@@ -97,6 +97,30 @@ def test_temporal_split_has_no_look_ahead(
 
 
 @settings(max_examples=80, deadline=None)
+@given(rows=ROWS, test_fraction=FRACTION, fold_in=st.sampled_from([0.3, 0.5, 0.7]))
+def test_temporal_new_user_fold_in_has_no_look_ahead(
+    make_events: MakeEvents, rows: list[tuple[Any, ...]], test_fraction: float, fold_in: float
+) -> None:
+    events = make_events(rows)
+    try:
+        split = temporal_split(events, test_fraction=test_fraction, new_user_fold_in=fold_in)
+    except DataError:
+        return
+    assert_partition(split, events)
+    assert split.fold_in is not None
+    train_users = set(split.train["user_id"])
+    # only users first seen after the cutoff get fold-in history, and it is after the cutoff
+    assert not set(split.fold_in["user_id"]) & train_users
+    cutoff = pd.Timestamp(split.params["cutoff"])
+    assert (split.fold_in["timestamp"] >= cutoff).all()
+    # per user, history comes no later than the events to predict
+    for user, hist in split.fold_in.groupby("user_id"):
+        targets = split.test[split.test["user_id"] == user]
+        if len(targets):
+            assert order_key(hist).max() < order_key(targets).min()
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     rows=ROWS,
     k=st.integers(1, 3),

@@ -33,17 +33,27 @@ def interactions(events: pd.DataFrame) -> Interactions:
     return build_interactions(events, FeedbackConfig())
 
 
+@pytest.fixture(scope="module")
+def catalog() -> pd.DataFrame:
+    return pd.DataFrame({"item_id": [f"i{i}" for i in range(40)],
+                         "category": ["Home/Kitchen" if i < 20 else "Sports/Running" for i in range(40)]})
+
+
 @pytest.fixture(params=sorted(MODELS))
-def model(request: pytest.FixtureRequest, interactions: Interactions) -> Recommender:
-    return make_model(request.param).fit(interactions)
+def model(request: pytest.FixtureRequest, interactions: Interactions, catalog: pd.DataFrame,
+          events: pd.DataFrame) -> Recommender:
+    # every model accepts the side data of the contract; those that don't use it ignore it
+    return make_model(request.param).fit(interactions, catalog=catalog, events=events)
 
 
-def test_fit_returns_self_and_unfitted_model_refuses(interactions: Interactions) -> None:
+def test_fit_returns_self_and_unfitted_model_refuses(
+    interactions: Interactions, catalog: pd.DataFrame, events: pd.DataFrame
+) -> None:
     for name in MODELS:
         m = make_model(name)
         with pytest.raises(NotFittedError):
             m.recommend(["u1"], 5)
-        assert m.fit(interactions) is m
+        assert m.fit(interactions, catalog=catalog, events=events) is m
 
 
 def test_recommend_excludes_seen_and_honours_filters(model: Recommender, interactions: Interactions) -> None:

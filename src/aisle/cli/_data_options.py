@@ -28,6 +28,7 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add DATASET and the file options to a command."""
     options = [
         click.argument("dataset", required=False),
+        click.option("--dataset", "dataset_opt", default=None, metavar="NAME", help="A named dataset (same as the DATASET argument)."),
         click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Events file (CSV, TSV, Parquet, sequences or pairs)."),
         click.option("--train", "train_path", type=click.Path(dir_okay=False), help="Train file of a fixed split (use with --test)."),
         click.option("--test", "test_path", type=click.Path(dir_okay=False), help="Test file of a fixed split (use with --train)."),
@@ -46,6 +47,7 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def dataset_from_options(
     dataset: str | None,
+    dataset_opt: str | None,
     data_path: str | None,
     train_path: str | None,
     test_path: str | None,
@@ -59,6 +61,9 @@ def dataset_from_options(
     **_: Any,
 ) -> Dataset:
     """Resolve the data options of a command into a :class:`Dataset`."""
+    if dataset and dataset_opt and dataset != dataset_opt:
+        raise ConfigError(f"two dataset names given: {dataset!r} and --dataset {dataset_opt!r}")
+    dataset = dataset or dataset_opt
     given = [x for x in (dataset, data_path, train_path or test_path) if x]
     if len(given) != 1:
         raise ConfigError(

@@ -168,6 +168,16 @@ def quickstart(dataset: str | None, n_events: int, seed: int, workspace: str | N
     ui.emit(result.to_dict(), render_quickstart(result))
 
 
+def _register() -> None:
+    """Commands that live in their own modules."""
+    from aisle.cli._evaluate import evaluate_command
+
+    cli.add_command(evaluate_command)
+
+
+_register()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map errors to exit codes, print errors on stderr."""
     ui = UI()

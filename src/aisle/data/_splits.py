@@ -275,8 +275,15 @@ def temporal_split(
     test_fraction: float = 0.2,
     validation_fraction: float | None = None,
     validation_cutoff: TimeLike | None = None,
+    new_user_fold_in: float | None = None,
 ) -> Split:
     """One global time cutoff: train strictly before it, test at or after it.
+
+    Users first seen after the cutoff have no training history. By default they stay in test
+    (and evaluation skips them); with ``new_user_fold_in=f`` the earliest share ``f`` of each
+    such user's test-period events becomes that user's ``fold_in`` history (given to the model
+    at inference, as a live system would see it) and the rest stays in test. Nothing after the
+    cutoff reaches training either way.
 
     Args:
         events: canonical events (``timestamp`` needed).
@@ -286,10 +293,12 @@ def temporal_split(
         validation_fraction: carve validation out of the train period: the share of the train
             events at or after a second cutoff ``T_v < T``; ``None`` for no validation.
         validation_cutoff: give ``T_v`` directly instead (must be before T).
+        new_user_fold_in: the share of a new user's test-period events used as fold-in history
+            (strictly between 0 and 1), or ``None`` to leave new users wholly in test.
 
     Returns:
-        A :class:`Split` with ``train`` (< T_v, or < T), ``validation`` ([T_v, T)) and ``test``
-        (>= T).
+        A :class:`Split` with ``train`` (< T_v, or < T), ``validation`` ([T_v, T)), ``test``
+        (>= T) and, with ``new_user_fold_in``, ``fold_in``.
 
     Raises:
         ConfigError: a fraction is not strictly between 0 and 1, or a cutoff is not a time or
@@ -328,16 +337,31 @@ def temporal_split(
         {"train": train, "validation": validation if t_v is not None else None, "test": test},
         "move the cutoff(s) or change the fractions",
     )
+    fold_in = None
+    if new_user_fold_in is not None:
+        f = _fraction("new_user_fold_in", new_user_fold_in)
+        known = pd.unique(events["user_id"].to_numpy()[labels < 2])
+        is_new = ~np.isin(test["user_id"].to_numpy(dtype=object), known.astype(object))
+        order = np.argsort(_times(test), kind="stable")
+        ordered = test.iloc[order]
+        new_mask = is_new[order]
+        rank = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
+        size = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+        history = new_mask & (rank < np.floor(size * f))
+        fold_in = ordered[history].sort_index(kind="stable")
+        test = ordered[~history].sort_index(kind="stable")
     return Split(
         train=train,
         test=test,
         validation=validation if t_v is not None else None,
+        fold_in=fold_in,
         name="temporal",
         params={
             "cutoff": _iso(t),
             "test_fraction": test_fraction if cutoff is None else None,
             "validation_cutoff": _iso(t_v) if t_v is not None else None,
             "validation_fraction": validation_fraction,
+            "new_user_fold_in": new_user_fold_in,
         },
     )
 

@@ -1,6 +1,8 @@
-"""Offline evaluation: ranking metrics, beyond-accuracy metrics and the evaluation driver."""
+"""Offline evaluation: ranking and beyond-accuracy metrics, protocols, segments with confidence
+intervals, paired significance tests and ablations."""
 
-from aisle.evaluation._evaluate import EvaluationResult, evaluate
+from aisle.evaluation._ablation import Ablation, AblationRow, run_ablation
+from aisle.evaluation._evaluate import EvaluationResult, evaluate, intra_list_diversity
 from aisle.evaluation._metrics import (
     ACCURACY_METRICS,
     BEYOND_ACCURACY_METRICS,
@@ -8,13 +10,26 @@ from aisle.evaluation._metrics import (
     gini,
     per_user_metrics,
 )
+from aisle.evaluation._segments import SEGMENTATIONS, item_popularity_groups, segment_results
+from aisle.evaluation._stats import ConfidenceInterval, PairedComparison, bootstrap_ci, paired_comparison
 
 __all__ = [
     "ACCURACY_METRICS",
     "BEYOND_ACCURACY_METRICS",
+    "SEGMENTATIONS",
+    "Ablation",
+    "AblationRow",
+    "ConfidenceInterval",
     "EvaluationResult",
+    "PairedComparison",
     "beyond_accuracy",
+    "bootstrap_ci",
     "evaluate",
     "gini",
+    "intra_list_diversity",
+    "item_popularity_groups",
+    "paired_comparison",
     "per_user_metrics",
+    "run_ablation",
+    "segment_results",
 ]

@@ -36,9 +36,18 @@ from aisle.data._feedback import FeedbackConfig, Interactions, fold_in
 from aisle.data._vocab import Vocabulary
 from aisle.errors import ConfigError, DataError, NotFittedError, UnknownIdError
 
-__all__ = ["ModelConfig", "Recommendations", "Recommender", "top_k"]
+__all__ = ["ModelConfig", "Recommendations", "Recommender", "SideData", "top_k"]
 
 UnknownUsers = Literal["popular", "empty", "raise"]
+
+
+@dataclass(frozen=True)
+class SideData:
+    """Side data passed to ``fit`` (see :meth:`Recommender.fit`); empty when not given."""
+
+    catalog: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
 
 
 class ModelConfig(BaseModel):
@@ -118,10 +127,27 @@ class Recommender(ABC):
             raise ConfigError(f"model '{self.name}' needs a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
         self._fitted = False
+        self.side_ = SideData()
 
     # ------------------------------------------------------------------ learning
-    def fit(self, interactions: Interactions) -> Self:
-        """Learn from an interaction matrix; returns ``self``."""
+    def fit(
+        self,
+        interactions: Interactions,
+        *,
+        catalog: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+    ) -> Self:
+        """Learn from an interaction matrix; returns ``self``.
+
+        Args:
+            interactions: the training matrix with its vocabularies.
+            catalog: item side data (category, brand, price ...) for models that use it.
+            users: user side data (segment ...) for models that use it.
+            events: the raw training events, for models that need more than the matrix
+                (timestamps for recency, say). Models that do not use side data ignore it.
+        """
+        self.side_ = SideData(catalog=catalog, users=users, events=events)
         if interactions.nnz == 0:
             raise DataError(f"cannot fit '{self.name}' on an empty interaction matrix")
         self.users_: Vocabulary = interactions.users
@@ -132,7 +158,10 @@ class Recommender(ABC):
         self.train_matrix_: sp.csr_matrix = sp.csr_matrix(interactions.matrix, dtype=np.float32)
         counts = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel()
         self.item_popularity_: np.ndarray = counts.astype(np.float64)
-        self._fit(self.train_matrix_)
+        try:
+            self._fit(self.train_matrix_)
+        finally:
+            self.side_ = SideData()  # side data is for fitting only; it is not kept or saved
         self._fitted = True
         return self
 

@@ -7,12 +7,19 @@ from typing import Any
 
 from aisle.errors import ConfigError
 from aisle.models._base import Recommender
+from aisle.models._baselines import RandomRecommender, RecentPopularity, SegmentPopularity
+from aisle.models._bpr import BPR
 from aisle.models._ease import EASE
+from aisle.models._ials import IALS
+from aisle.models._itemknn import ItemKNN
 from aisle.models._popularity import Popularity
 
 __all__ = ["MODELS", "get_model_class", "make_model"]
 
-MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in (Popularity, EASE)}
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (Popularity, RecentPopularity, RandomRecommender, SegmentPopularity, ItemKNN, EASE, IALS, BPR)
+}
 
 
 def get_model_class(name: str) -> type[Recommender]:
