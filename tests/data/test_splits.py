@@ -97,15 +97,22 @@ def test_temporal_split_has_no_look_ahead(
 
 
 @settings(max_examples=80, deadline=None)
-@given(rows=ROWS, test_fraction=FRACTION, fold_in=st.sampled_from([0.3, 0.5, 0.7]))
+@given(rows=ROWS, test_fraction=FRACTION, fold_in=st.sampled_from([0.3, 0.5, 0.7]),
+       validation=st.sampled_from([None, 0.3]))
 def test_temporal_new_user_fold_in_has_no_look_ahead(
-    make_events: MakeEvents, rows: list[tuple[Any, ...]], test_fraction: float, fold_in: float
+    make_events: MakeEvents, rows: list[tuple[Any, ...]], test_fraction: float, fold_in: float,
+    validation: float | None,
 ) -> None:
     events = make_events(rows)
     try:
-        split = temporal_split(events, test_fraction=test_fraction, new_user_fold_in=fold_in)
+        split = temporal_split(events, test_fraction=test_fraction, new_user_fold_in=fold_in,
+                               validation_fraction=validation)
     except DataError:
         return
+    if validation is not None:
+        assert split.validation_fold_in is not None and split.validation is not None
+        assert not set(split.validation_fold_in["user_id"]) & set(split.train["user_id"])
+        assert not set(split.fold_in["user_id"]) & set(split.validation["user_id"])  # type: ignore[index]
     assert_partition(split, events)
     assert split.fold_in is not None
     train_users = set(split.train["user_id"])

@@ -13,7 +13,7 @@ from aisle.cli._data_options import data_options, dataset_from_options
 from aisle.cli._ui import UI
 from aisle.errors import ConfigError
 
-__all__ = ["evaluate_command"]
+__all__ = ["evaluate_command", "tune_command"]
 
 
 @click.command("evaluate")
@@ -87,3 +87,48 @@ def evaluate_command(split_name: str | None, models: str, configs: tuple[str, ..
     ui.emit(payload, table)
     if not json_mode:
         ui.info(f"Report: {files['markdown']}  Plot: {files['plot']}")
+
+
+@click.command("tune")
+@data_options
+@click.option("--model", "model_name", required=True, help="The model to tune (e.g. ials).")
+@click.option("--metric", default="ndcg@10", show_default=True, help="The metric to maximise on the validation part.")
+@click.option("--trials", "n_trials", type=int, default=20, show_default=True, help="Trials after the default-config trial.")
+@click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
+@click.option("--split", "split_name", type=click.Choice(["temporal", "leave-last", "user-holdout", "random", "fixed", "session-next-item"]),
+              default=None, help="Outer split; validation is carved from its training side without look-ahead.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for best_config.json and trials.csv.")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout, nothing else.")
+def tune_command(model_name: str, metric: str, n_trials: int, timeout: float | None, split_name: str | None,
+                 seed: int, out: str | None, json_mode: bool, **options: Any) -> None:
+    """Tune a model's hyperparameters with Optuna on a validation split; feed the result to `aisle evaluate --config`."""
+    from aisle.evaluation._tune import tune
+    from aisle.settings import get_settings
+
+    ui = UI(json_mode)
+    with ui.step("Loading data"):
+        ds = dataset_from_options(**options)
+    best = {"value": float("-inf")}
+    progress = ui.track(range(n_trials + 1), f"Tuning {model_name} ({metric})", total=n_trials + 1)
+    iterator = iter(progress)
+
+    def on_trial(number: int, value: float, params: dict[str, Any]) -> None:
+        best["value"] = max(best["value"], value)
+        next(iterator, None)
+
+    result = tune(ds, model_name, metric=metric, n_trials=n_trials, timeout=timeout, split_name=split_name,
+                  seed=seed, on_trial=on_trial)
+    for _ in iterator:  # close the bar when a timeout ended the search early
+        pass
+    folder = Path(out) if out else get_settings().runs_dir / f"tune-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{model_name}"
+    files = result.save(folder)
+    payload = {**result.to_dict(), "files": files}
+    table = Table(title=f"Tuned {model_name} on {ds.name} ({result.split['name']} split, validation part)")
+    table.add_column("")
+    table.add_column(metric, justify="right")
+    table.add_row("defaults", f"{result.default_value:.4f}")
+    table.add_row("best", f"{result.best_value:.4f}")
+    ui.emit(payload, table)
+    if not json_mode:
+        ui.info(f"Best config: {files['best_config']} (use: aisle evaluate ... --config {files['best_config']})")

@@ -268,6 +268,19 @@ def _user_order(
 # --------------------------------------------------------------------------------------------
 
 
+def _split_new_users(
+    part: pd.DataFrame, known: npt.NDArray[Any], fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fold-in history, rest): the earliest ``fraction`` of each unknown user's events in ``part``."""
+    is_new = ~np.isin(part["user_id"].to_numpy(dtype=object), np.asarray(known, dtype=object))
+    order = np.argsort(_times(part), kind="stable")
+    ordered = part.iloc[order]
+    rank = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
+    size = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    history = is_new[order] & (rank < np.floor(size * fraction))
+    return ordered[history].sort_index(kind="stable"), ordered[~history].sort_index(kind="stable")
+
+
 def temporal_split(
     events: pd.DataFrame,
     *,
@@ -282,8 +295,9 @@ def temporal_split(
     Users first seen after the cutoff have no training history. By default they stay in test
     (and evaluation skips them); with ``new_user_fold_in=f`` the earliest share ``f`` of each
     such user's test-period events becomes that user's ``fold_in`` history (given to the model
-    at inference, as a live system would see it) and the rest stays in test. Nothing after the
-    cutoff reaches training either way.
+    at inference, as a live system would see it) and the rest stays in test. Validation gets the
+    same treatment (``validation_fold_in``) for users first seen in the validation period.
+    Nothing after a cutoff reaches the part before it either way.
 
     Args:
         events: canonical events (``timestamp`` needed).
@@ -337,24 +351,19 @@ def temporal_split(
         {"train": train, "validation": validation if t_v is not None else None, "test": test},
         "move the cutoff(s) or change the fractions",
     )
-    fold_in = None
+    fold_in = validation_fold_in = None
     if new_user_fold_in is not None:
         f = _fraction("new_user_fold_in", new_user_fold_in)
-        known = pd.unique(events["user_id"].to_numpy()[labels < 2])
-        is_new = ~np.isin(test["user_id"].to_numpy(dtype=object), known.astype(object))
-        order = np.argsort(_times(test), kind="stable")
-        ordered = test.iloc[order]
-        new_mask = is_new[order]
-        rank = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
-        size = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
-        history = new_mask & (rank < np.floor(size * f))
-        fold_in = ordered[history].sort_index(kind="stable")
-        test = ordered[~history].sort_index(kind="stable")
+        user_ids = events["user_id"].to_numpy(dtype=object)
+        fold_in, test = _split_new_users(test, pd.unique(user_ids[labels < 2]), f)
+        if t_v is not None:
+            validation_fold_in, validation = _split_new_users(validation, pd.unique(user_ids[labels == 0]), f)
     return Split(
         train=train,
         test=test,
         validation=validation if t_v is not None else None,
         fold_in=fold_in,
+        validation_fold_in=validation_fold_in,
         name="temporal",
         params={
             "cutoff": _iso(t),

@@ -11,7 +11,12 @@ from aisle.evaluation._metrics import (
     per_user_metrics,
 )
 from aisle.evaluation._segments import SEGMENTATIONS, item_popularity_groups, segment_results
-from aisle.evaluation._stats import ConfidenceInterval, PairedComparison, bootstrap_ci, paired_comparison
+from aisle.evaluation._stats import (
+    ConfidenceInterval,
+    PairedComparison,
+    bootstrap_ci,
+    paired_comparison,
+)
 
 __all__ = [
     "ACCURACY_METRICS",

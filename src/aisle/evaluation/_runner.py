@@ -103,11 +103,13 @@ def make_split(ds: Dataset, name: str | None = None, *, seed: int = 0, test_frac
             outer = temporal_split(ds.events, test_fraction=test_fraction)
             train, test = outer.train, outer.test
         inner = leave_last_k(test, k=1, by="sequence")
-        val = None
-        if validation:
+        val = val_fold_in = None
+        if validation:  # the same protocol inside the training period
             tv = temporal_split(train, test_fraction=0.1)
-            train, val = tv.train, tv.test
-        return Split(train=train, test=inner.test, fold_in=inner.train, validation=val, name=name,
+            val_inner = leave_last_k(tv.test, k=1, by="sequence")
+            train, val, val_fold_in = tv.train, val_inner.test, val_inner.train
+        return Split(train=train, test=inner.test, fold_in=inner.train, validation=val,
+                     validation_fold_in=val_fold_in, name=name,
                      params={"target": "last event of each held-out session"})
     if name == "fixed":
         if ds.fixed_split is None:

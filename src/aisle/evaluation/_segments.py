@@ -101,14 +101,14 @@ def segment_results(
         groups = item_popularity_groups(model.item_popularity_)
         by_k: dict[int, list[str]] = {}
         for metric in names:
-            base, _, k = metric.partition("@")
-            by_k.setdefault(int(k), []).append(base)
+            base, _, cut = metric.partition("@")
+            by_k.setdefault(int(cut), []).append(base)
         for group in ("head", "torso", "tail"):
             keep = sp.diags((groups == group).astype(np.float32))
             rel = sp.csr_matrix(result.relevant @ keep)
             rel.eliminate_zeros()
-            for k, bases in by_k.items():
-                per_user = per_user_metrics(result.top, rel, [k], bases)
+            for cutoff, bases in by_k.items():
+                per_user = per_user_metrics(result.top, rel, [cutoff], bases)
                 for base in bases:
-                    add("item-pop", group, per_user[f"{base}@{k}"], f"{base}@{k}")
+                    add("item-pop", group, per_user[f"{base}@{cutoff}"], f"{base}@{cutoff}")
     return rows

@@ -106,7 +106,7 @@ def paired_comparison(
     """Paired per-user test of B against A: bootstrap CI of the mean difference, paired t-test and
     Wilcoxon signed-rank p-values, over the users both results share (nan dropped).
     """
-    common, ia, ib = np.intersect1d(np.asarray(users_a, dtype=object).astype(str),
+    _, ia, ib = np.intersect1d(np.asarray(users_a, dtype=object).astype(str),
                                     np.asarray(users_b, dtype=object).astype(str), return_indices=True)
     a = np.asarray(values_a, dtype=np.float64)[ia]
     b = np.asarray(values_b, dtype=np.float64)[ib]

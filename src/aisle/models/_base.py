@@ -36,9 +36,48 @@ from aisle.data._feedback import FeedbackConfig, Interactions, fold_in
 from aisle.data._vocab import Vocabulary
 from aisle.errors import ConfigError, DataError, NotFittedError, UnknownIdError
 
-__all__ = ["ModelConfig", "Recommendations", "Recommender", "SideData", "top_k"]
+__all__ = [
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "ModelConfig",
+    "Recommendations",
+    "Recommender",
+    "SearchSpace",
+    "SideData",
+    "top_k",
+]
 
 UnknownUsers = Literal["popular", "empty", "raise"]
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A float hyperparameter range for tuning (``log`` samples on a log scale)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer hyperparameter range for tuning."""
+
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """A hyperparameter with a few choices."""
+
+    choices: tuple[Any, ...]
+
+
+#: A model's search space: config field -> range. Declared beside each model's config.
+SearchSpace = dict[str, FloatParam | IntParam | CategoricalParam]
 
 
 @dataclass(frozen=True)
@@ -114,6 +153,8 @@ class Recommender(ABC):
     name: ClassVar[str]
     #: The config class of this model.
     Config: ClassVar[type[ModelConfig]]
+    #: What ``aisle tune`` searches over (config field -> range); empty: nothing to tune.
+    search_space: ClassVar[SearchSpace] = {}
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         if config is None:

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from aisle.data._feedback import FeedbackConfig, Interactions, TimeLike, build_interactions
 from aisle.errors import ConfigError, DataWarning, SchemaError
-from aisle.models._base import ModelConfig, Recommender
+from aisle.models._base import FloatParam, ModelConfig, Recommender, SearchSpace
 
 __all__ = [
     "RandomConfig",
@@ -130,6 +130,7 @@ class RecentPopularity(Recommender):
     name: ClassVar[str] = "recent-pop"
     Config: ClassVar[type[ModelConfig]] = RecentPopularityConfig
     config: RecentPopularityConfig
+    search_space: ClassVar[SearchSpace] = {"half_life_days": FloatParam(1.0, 365.0, log=True)}
 
     def fit(
         self,
@@ -317,6 +318,7 @@ class SegmentPopularity(Recommender):
     name: ClassVar[str] = "segment-pop"
     Config: ClassVar[type[ModelConfig]] = SegmentPopularityConfig
     config: SegmentPopularityConfig
+    search_space: ClassVar[SearchSpace] = {"smoothing": FloatParam(0.01, 100.0, log=True)}
 
     def fit(
         self,

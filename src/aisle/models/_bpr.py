@@ -42,7 +42,14 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from aisle.errors import require
-from aisle.models._base import ModelConfig, Recommender
+from aisle.models._base import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    ModelConfig,
+    Recommender,
+    SearchSpace,
+)
 
 __all__ = ["BPR", "BPRConfig"]
 
@@ -318,6 +325,13 @@ class BPR(Recommender):
     name: ClassVar[str] = "bpr"
     Config: ClassVar[type[ModelConfig]] = BPRConfig
     config: BPRConfig
+    search_space: ClassVar[SearchSpace] = {
+        "factors": CategoricalParam((32, 64, 128)),
+        "learning_rate": FloatParam(0.005, 0.2, log=True),
+        "regularization": FloatParam(1e-5, 0.1, log=True),
+        "epochs": IntParam(10, 100, log=True),
+        "sampling": CategoricalParam(("uniform", "popularity")),
+    }
 
     def _cdf(self, pos: sp.csr_matrix) -> npt.NDArray[np.float64]:
         if self.config.sampling == "uniform":

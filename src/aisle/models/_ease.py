@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from aisle.errors import ConfigError, DataError
-from aisle.models._base import ModelConfig, Recommender
+from aisle.models._base import FloatParam, ModelConfig, Recommender, SearchSpace
 
 __all__ = ["EASE", "EASEConfig"]
 
@@ -58,6 +58,7 @@ class EASE(Recommender):
     name: ClassVar[str] = "ease"
     Config: ClassVar[type[ModelConfig]] = EASEConfig
     config: EASEConfig
+    search_space: ClassVar[SearchSpace] = {"l2": FloatParam(1.0, 20_000.0, log=True)}
 
     def _prep(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         x = sp.csr_matrix(matrix, dtype=self.config.dtype)

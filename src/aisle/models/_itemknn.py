@@ -31,7 +31,15 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field
 
-from aisle.models._base import ModelConfig, Recommendations, Recommender
+from aisle.models._base import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    ModelConfig,
+    Recommendations,
+    Recommender,
+    SearchSpace,
+)
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "bm25_weight", "cosine_topk", "tfidf_weight"]
 
@@ -187,6 +195,12 @@ class ItemKNN(Recommender):
     name: ClassVar[str] = "itemknn"
     Config: ClassVar[type[ModelConfig]] = ItemKNNConfig
     config: ItemKNNConfig
+    search_space: ClassVar[SearchSpace] = {
+        "neighbors": IntParam(10, 1000, log=True),
+        "shrink": FloatParam(0.0, 200.0),
+        "weighting": CategoricalParam(("none", "tfidf", "bm25")),
+        "normalize": CategoricalParam((False, True)),
+    }
 
     def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         cfg = self.config

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from aisle.models._base import ModelConfig, Recommender
+from aisle.models._base import CategoricalParam, ModelConfig, Recommender, SearchSpace
 
 __all__ = ["Popularity", "PopularityConfig"]
 
@@ -28,6 +28,7 @@ class Popularity(Recommender):
     name: ClassVar[str] = "pop"
     Config: ClassVar[type[ModelConfig]] = PopularityConfig
     config: PopularityConfig
+    search_space: ClassVar[SearchSpace] = {"by": CategoricalParam(("users", "weight"))}
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         if self.config.by == "users":
