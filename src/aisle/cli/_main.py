@@ -171,9 +171,11 @@ def quickstart(dataset: str | None, n_events: int, seed: int, workspace: str | N
 def _register() -> None:
     """Commands that live in their own modules."""
     from aisle.cli._evaluate import evaluate_command, tune_command
+    from aisle.cli._ope import ope
 
     cli.add_command(evaluate_command)
     cli.add_command(tune_command)
+    cli.add_command(ope)
 
 
 _register()
