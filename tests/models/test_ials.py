@@ -3,6 +3,7 @@ persistence."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +98,15 @@ def test_exact_sweep_matches_the_dense_reference(factors: int) -> None:
     Y = rng.normal(0, 0.5, (7, factors)).astype(np.float32)
     X = rng.normal(0, 0.5, (9, factors)).astype(np.float32)
     half_step(rows, X, Y, cfg, solver="cholesky")
-    np.testing.assert_allclose(X, _reference_half_step(d, Y.astype(np.float64), cfg), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        X, _reference_half_step(d, Y.astype(np.float64), cfg), rtol=2e-5, atol=1e-6
+    )
     assert not X[3].any()  # the empty user
     # the item side is the same solve on the transpose; the empty item gets zeros
     half_step(sp.csr_matrix(rows.T), Y, X, cfg, solver="cholesky")
-    np.testing.assert_allclose(Y, _reference_half_step(d.T, X.astype(np.float64), cfg), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        Y, _reference_half_step(d.T, X.astype(np.float64), cfg), rtol=2e-5, atol=1e-6
+    )
     assert not Y[5].any()
     # and the objective kernel agrees with the cell-by-cell loss
     ref = _reference_loss(d, X.astype(np.float64), Y.astype(np.float64), cfg)
@@ -122,7 +127,7 @@ def test_cg_converges_to_the_exact_solution() -> None:
         half_step(rows, X, Y, cfg, solver="cg", cg_steps=steps)
         errors.append(float(np.linalg.norm(X - exact) / np.linalg.norm(exact)))
     # in exact arithmetic CG is exact after f = 8 steps; float32 needs a few more
-    assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
+    assert all(b < a for a, b in itertools.pairwise(errors)), errors
     assert errors[0] > 0.1 and errors[-1] < 1e-5, errors
 
 
@@ -153,7 +158,9 @@ def _groups(seed: int = 0) -> tuple[Interactions, list[set[int]]]:
 
 def _recall(model: IALS | Popularity, test: list[set[int]], k: int = 5) -> float:
     recs = model.recommend([f"u{u}" for u in range(len(test))], k=k)
-    hits = [len({int(i[1:]) for i in recs.items[u]} & test[u]) / len(test[u]) for u in range(len(test))]
+    hits = [
+        len({int(i[1:]) for i in recs.items[u]} & test[u]) / len(test[u]) for u in range(len(test))
+    ]
     return float(np.mean(hits))
 
 
@@ -164,7 +171,9 @@ def fitted() -> tuple[IALS, Interactions, list[set[int]]]:
     return IALS(factors=16, iterations=15, regularization=0.1).fit(x), x, test
 
 
-def test_beats_popularity_on_planted_taste_groups(fitted: tuple[IALS, Interactions, list[set[int]]]) -> None:
+def test_beats_popularity_on_planted_taste_groups(
+    fitted: tuple[IALS, Interactions, list[set[int]]],
+) -> None:
     model, x, test = fitted
     ials, pop = _recall(model, test), _recall(Popularity().fit(x), test)
     assert ials > pop + 0.08, (ials, pop)  # 5/14 = 0.357 is the most anyone can get
@@ -190,7 +199,9 @@ def test_fold_in_of_a_training_row_matches_the_stored_factor(
     assert (recs.items == known.items).all()
 
 
-def test_save_load_roundtrip(fitted: tuple[IALS, Interactions, list[set[int]]], tmp_path: Path) -> None:
+def test_save_load_roundtrip(
+    fitted: tuple[IALS, Interactions, list[set[int]]], tmp_path: Path
+) -> None:
     model, _, _ = fitted
     model.save(tmp_path / "ials")
     back = IALS.load(tmp_path / "ials")
