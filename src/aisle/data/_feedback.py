@@ -32,7 +32,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -43,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from aisle.data._schema import EVENT_TYPES
+from aisle.data._time import TimeLike, timestamps_ns, to_utc_timestamp
 from aisle.data._vocab import Vocabulary
 from aisle.errors import ConfigError, DataError, DataWarning, SchemaError
 
@@ -68,7 +68,6 @@ _WEIGHTED_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "return"
 _NS_PER_DAY = 86_400 * 10**9
 _REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
 
-TimeLike = pd.Timestamp | datetime | np.datetime64 | str
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,32 +303,6 @@ def _check_columns(events: pd.DataFrame) -> None:
             )
 
 
-def _timestamps_ns(events: pd.DataFrame) -> npt.NDArray[np.int64]:
-    """Timestamps as int64 nanoseconds since the epoch, UTC (naive times are read as UTC)."""
-    col = events["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
-        raise SchemaError(
-            f"column 'timestamp' must hold datetimes (datetime64[ns, UTC]), got {col.dtype}"
-        )
-    idx = pd.DatetimeIndex(col)
-    if idx.hasnans:
-        raise DataError(
-            f"column 'timestamp' has {int(np.sum(idx.isna()))} missing value(s); "
-            "every event needs a time"
-        )
-    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
-
-
-def _to_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a time, got {value!r}") from exc
-    if pd.isna(ts):
-        raise ConfigError(f"{name} must be a time, got {value!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _ns(ts: pd.Timestamp) -> int:
     return int(ts.as_unit("ns").value)
 
@@ -449,9 +422,9 @@ def _build(
 ) -> _Built:
     _check_columns(events)
     notes: list[str] = []
-    ts_all = _timestamps_ns(events)
+    ts_all = timestamps_ns(events)
     if reference_time is not None:
-        ref: pd.Timestamp | None = _to_timestamp(reference_time, "reference_time")
+        ref: pd.Timestamp | None = to_utc_timestamp(reference_time, "reference_time")
     elif len(ts_all):
         ref = pd.Timestamp(int(ts_all.max()), unit="ns", tz="UTC")
     else:
@@ -723,7 +696,7 @@ def fold_in(
     if users_v is None:
         users_v = Vocabulary.from_values(events["user_id"]) if len(events) else Vocabulary()
     if reference_time is None and base_ref is not None:
-        ts = _timestamps_ns(events)
+        ts = timestamps_ns(events)
         latest = int(ts.max()) if len(ts) else _ns(base_ref)
         reference_time = max(base_ref, pd.Timestamp(latest, unit="ns", tz="UTC"))
     built = _build(

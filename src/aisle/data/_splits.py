@@ -38,13 +38,13 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from aisle.data._time import TimeLike, timestamps_ns, to_utc_timestamp
 from aisle.errors import ConfigError, DataError, SchemaError
 
 __all__ = [
@@ -58,7 +58,6 @@ __all__ = [
     "user_holdout",
 ]
 
-TimeLike = pd.Timestamp | datetime | np.datetime64 | str
 
 _PART_ORDER = ("train", "validation_fold_in", "validation", "fold_in", "test")
 
@@ -171,32 +170,6 @@ def _count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _times(events: pd.DataFrame, what: str = "events") -> npt.NDArray[np.int64]:
-    """Timestamps as int64 nanoseconds since the epoch (UTC); naive times read as UTC."""
-    col = events["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
-        raise SchemaError(
-            f"{what}: column 'timestamp' must hold datetimes (datetime64[ns, UTC]), got {col.dtype}"
-        )
-    idx = pd.DatetimeIndex(col)
-    if idx.hasnans:
-        raise DataError(
-            f"{what}: column 'timestamp' has {int(np.sum(idx.isna()))} missing value(s); "
-            "every event needs a time to be split"
-        )
-    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
-
-
-def _timestamp(value: TimeLike, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a time (ISO string or datetime), got {value!r}") from exc
-    if pd.isna(ts):
-        raise ConfigError(f"{name} must be a time, got {value!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _iso(ns: int) -> str:
     return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
 
@@ -257,7 +230,7 @@ def _user_order(
         )
     position = np.arange(len(events))
     if by_time:
-        order = np.lexsort((position, _times(events), codes))
+        order = np.lexsort((position, timestamps_ns(events), codes))
     else:
         order = np.lexsort((position, codes))
     return codes, np.asarray(order, dtype=np.int64), np.asarray(uniques, dtype=object)
@@ -273,7 +246,7 @@ def _split_new_users(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fold-in history, rest): the earliest ``fraction`` of each unknown user's events in ``part``."""
     is_new = ~np.isin(part["user_id"].to_numpy(dtype=object), np.asarray(known, dtype=object))
-    order = np.argsort(_times(part), kind="stable")
+    order = np.argsort(timestamps_ns(part), kind="stable")
     ordered = part.iloc[order]
     rank = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
     size = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
@@ -323,11 +296,11 @@ def temporal_split(
     test_fraction = _fraction("test_fraction", test_fraction)
     if validation_fraction is not None:
         validation_fraction = _fraction("validation_fraction", validation_fraction)
-    ts = _times(events)
+    ts = timestamps_ns(events)
     if cutoff is None:
         t = _pick_cutoff(ts, test_fraction, "the events")
     else:
-        t = _ns_of(_timestamp(cutoff, "cutoff"))
+        t = _ns_of(to_utc_timestamp(cutoff, "cutoff"))
     train_side = ts < t
     if not train_side.any() or train_side.all():
         raise DataError(
@@ -337,7 +310,7 @@ def temporal_split(
     labels = np.where(train_side, 0, 2).astype(np.int8)
     t_v: int | None = None
     if validation_cutoff is not None:
-        t_v = _ns_of(_timestamp(validation_cutoff, "validation_cutoff"))
+        t_v = _ns_of(to_utc_timestamp(validation_cutoff, "validation_cutoff"))
         if t_v >= t:
             raise ConfigError(
                 f"validation_cutoff {_iso(t_v)} must be before the test cutoff {_iso(t)}"
@@ -629,8 +602,8 @@ def fixed_split(
     validation: pd.DataFrame | None = None
     t_v: int | None = None
     if "timestamp" in train.columns:
-        ts_train = _times(train, "train")
-        ts_test = _times(test, "test")
+        ts_train = timestamps_ns(train, "train")
+        ts_test = timestamps_ns(test, "test")
         look_ahead = bool(ts_train.max() >= ts_test.min())
         if validation_fraction is not None:
             t_v = _pick_cutoff(ts_train, validation_fraction, "the train events")
