@@ -191,6 +191,10 @@ def run_quickstart(
     (run_dir / "profile.json").write_text(json.dumps(prof, indent=2, default=str))
     (run_dir / "quickstart.json").write_text(json.dumps({**result.to_dict(), "lineage": lineage}, indent=2, default=str))
     (ws / "quickstart.json").write_text(json.dumps({"run_dir": str(run_dir), "dataset": ds.name}, indent=2))
+    from aisle.registry import register_run  # so that `aisle serve` here serves the EASE model
+
+    register_run(ws, run_dir, "ease", train_events=split.train, catalog=ds.items, users=ds.users,
+                 params=results["ease"]["params"], metrics=results["ease"]["metrics"])
     return result
 
 

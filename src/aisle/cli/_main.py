@@ -172,8 +172,12 @@ def _register() -> None:
     """Commands that live in their own modules."""
     from aisle.cli._evaluate import evaluate_command, tune_command
     from aisle.cli._ope import ope
+    from aisle.cli._serve import recommend_batch, registry, serve
 
     cli.add_command(evaluate_command)
+    cli.add_command(serve)
+    cli.add_command(registry)
+    cli.add_command(recommend_batch)
     cli.add_command(tune_command)
     cli.add_command(ope)
 
