@@ -33,6 +33,7 @@ __all__ = ["UnknownPolicy", "Vocabulary"]
 #: What :meth:`Vocabulary.index` does with ids it does not know.
 UnknownPolicy = Literal["raise", "ignore"]
 
+_HASH_LOOKUP_BELOW = 16
 _SHOWN = 5
 _FACTORIZE_ABOVE = 4096
 
@@ -232,6 +233,16 @@ class Vocabulary:
         return out
 
     def _lookup(self, arr: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+        if len(arr) <= _HASH_LOOKUP_BELOW:  # a request's few ids: skip building an Index
+            out = np.full(len(arr), -1, dtype=np.int64)
+            for i, value in enumerate(arr.tolist()):
+                try:
+                    loc = self._index.get_loc(value)
+                except (KeyError, TypeError):
+                    continue
+                if isinstance(loc, int):
+                    out[i] = loc
+            return out
         target = pd.Index(arr, dtype=object, copy=False, tupleize_cols=False)
         return np.asarray(self._index.get_indexer(target), dtype=np.int64)
 

@@ -131,6 +131,36 @@ class Recommendations:
         return [(str(it), float(s)) for it, s in zip(self.items[i], self.scores[i], strict=True) if it is not None]
 
 
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of ``arange(starts[i], starts[i] + lengths[i])`` for every i."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.arange(total, dtype=np.int64) + np.repeat(starts.astype(np.int64) - before, lengths)
+
+
+def _gather_rows(mats: Sequence[sp.csr_matrix], which: np.ndarray, row_of: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """A CSR matrix whose row i is row ``row_of[i]`` of ``mats[which[i]]`` (empty where which is -1)."""
+    n = which.size
+    lengths = np.zeros(n, dtype=np.int64)
+    for m_id, m in enumerate(mats):
+        sel = which == m_id
+        lengths[sel] = np.diff(m.indptr)[row_of[sel]]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    for m_id, m in enumerate(mats):
+        sel = np.flatnonzero(which == m_id)
+        if sel.size == 0:
+            continue
+        out_pos = _ranges(indptr[sel], lengths[sel])
+        src_pos = _ranges(m.indptr[row_of[sel]], lengths[sel])
+        indices[out_pos] = m.indices[src_pos]
+        data[out_pos] = m.data[src_pos]
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n_cols))
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the k largest scores per row, sorted descending (argpartition).
 
@@ -223,25 +253,23 @@ class Recommender(ABC):
     ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """CSR history rows for the users, their training index (-1 if new) and the source label."""
         idx = self.users_.index(np.asarray(users, dtype=object), unknown="ignore")
-        rows = self.train_matrix_[np.maximum(idx, 0)]
-        rows = sp.csr_matrix(rows.multiply((idx >= 0)[:, None]).tocsr(), dtype=np.float32)
+        # each output row comes from the training matrix (known users), a folded-in history, or nothing
+        which = np.where(idx >= 0, 0, -1)
+        row_of = np.maximum(idx, 0)
         source = np.where(idx >= 0, "model", "").astype(object)
         new = np.flatnonzero(idx < 0)
+        extra = sp.csr_matrix((0, len(self.items_)), dtype=np.float32)
         if new.size and history is not None:
             if isinstance(history, pd.DataFrame):
                 wanted = [users[int(i)] for i in new]
                 sub = history[history["user_id"].isin(wanted)]
-                folded = sp.csr_matrix(
+                extra = sp.csr_matrix(
                     fold_in(sub, self.items_, self.feedback_, users=Vocabulary(wanted),
                             reference_time=self._fold_in_reference(sub)),
                     dtype=np.float32,
                 )
-                have = np.diff(folded.indptr) > 0
-                if have.any():
-                    rows = sp.lil_matrix(rows)
-                    rows[new[have]] = folded[np.flatnonzero(have)]
-                    rows = sp.csr_matrix(rows)
-                    source[new[have]] = "fold-in"
+                have = np.diff(extra.indptr) > 0
+                sel, extra_rows = new[have], np.flatnonzero(have)
             else:
                 h = sp.csr_matrix(history, dtype=np.float32)
                 if h.shape != (len(users), len(self.items_)):
@@ -250,10 +278,11 @@ class Recommender(ABC):
                     )
                 nonempty = np.diff(h.indptr) > 0
                 sel = new[nonempty[new]]
-                rows = sp.lil_matrix(rows)
-                rows[sel] = h[sel]
-                rows = sp.csr_matrix(rows)
-                source[sel] = "fold-in"
+                extra, extra_rows = h, sel
+            which[sel] = 1
+            row_of[sel] = extra_rows
+            source[sel] = "fold-in"
+        rows = _gather_rows((self.train_matrix_, extra), which, row_of, len(self.items_))
         missing = np.flatnonzero(source == "")
         if missing.size and unknown_users == "raise":
             raise UnknownIdError(
@@ -326,8 +355,7 @@ class Recommender(ABC):
                 source[~known] = "empty"
             scores[:, ~allowed] = -np.inf
             if exclude_seen:
-                r, c = rows.nonzero()
-                scores[r, c] = -np.inf
+                scores[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
             top, vals = top_k(scores, kk)
             valid = np.isfinite(vals)
             block = np.where(valid, item_ids[top], None)

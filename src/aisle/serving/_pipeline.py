@@ -251,7 +251,12 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Load the model (does not raise: ``/readyz`` reports a failure)."""
+        """Limit BLAS threads (see ``ServingSettings.blas_threads``) and load the model (does not
+        raise: ``/readyz`` reports a failure)."""
+        if self.settings.blas_threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(self.settings.blas_threads, user_api="blas")  # process-wide, kept
         self.holder.load_initial()
 
     def close(self) -> None:
