@@ -137,7 +137,8 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     before = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return np.arange(total, dtype=np.int64) + np.repeat(starts.astype(np.int64) - before, lengths)
+    out: np.ndarray = np.arange(total, dtype=np.int64) + np.repeat(starts.astype(np.int64) - before, lengths)
+    return out
 
 
 def _gather_rows(mats: Sequence[sp.csr_matrix], which: np.ndarray, row_of: np.ndarray, n_cols: int) -> sp.csr_matrix:
