@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from aisle.data._feedback import FeedbackConfig, Interactions, fold_in
 from aisle.data._vocab import Vocabulary
 from aisle.errors import ConfigError, DataError, NotFittedError, UnknownIdError
+from aisle.models._topk import top_k_excluding
 
 __all__ = [
     "CategoricalParam",
@@ -242,7 +243,8 @@ class Recommender(ABC):
 
     @abstractmethod
     def _user_scores(self, rows: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        """Dense ``(len(rows), n_items)`` scores; ``user_index`` is -1 for folded-in users."""
+        """Dense ``(len(rows), n_items)`` scores, a fresh array the caller may modify;
+        ``user_index`` is -1 for folded-in users."""
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
@@ -346,18 +348,23 @@ class Recommender(ABC):
             batch = user_list[start:start + batch_size]
             rows, idx, source = self._history_rows(batch, history, unknown_users)
             known = source != ""
-            scores = np.full((len(batch), n_items), -np.inf)
-            if known.any():
-                scores[known] = self._user_scores(rows[np.flatnonzero(known)], idx[known])
+            if known.all():
+                scores = np.asarray(self._user_scores(rows, idx))
+            else:
+                scores = np.full((len(batch), n_items), -np.inf)
+                if known.any():
+                    scores[known] = self._user_scores(rows[np.flatnonzero(known)], idx[known])
             if (~known).any() and unknown_users == "popular":
                 scores[~known] = self.item_popularity_
                 source[~known] = "popular"
             elif (~known).any():
                 source[~known] = "empty"
-            scores[:, ~allowed] = -np.inf
+            if not allowed.all():
+                scores[:, ~allowed] = -np.inf
             if exclude_seen:
-                scores[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
-            top, vals = top_k(scores, kk)
+                top, vals = top_k_excluding(scores, kk, rows.indptr, rows.indices)
+            else:
+                top, vals = top_k_excluding(scores, kk, np.zeros(len(batch) + 1, np.int64), np.zeros(0, np.int64))
             valid = np.isfinite(vals)
             block = np.where(valid, item_ids[top], None)
             out_items[start:start + len(batch), :kk] = block
