@@ -23,7 +23,8 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from aisle.data._feedback import FeedbackConfig, Interactions, TimeLike, build_interactions
+from aisle.data._feedback import FeedbackConfig, Interactions, build_interactions
+from aisle.data._time import TimeLike
 from aisle.errors import ConfigError, DataWarning, SchemaError
 from aisle.models._base import FloatParam, ModelConfig, Recommender, SearchSpace
 
