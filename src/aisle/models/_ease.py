@@ -20,20 +20,29 @@ from aisle.models._base import FloatParam, ModelConfig, Recommender, SearchSpace
 __all__ = ["EASE", "EASEConfig"]
 
 
-def spd_inverse(a: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri).
+def spd_inverse(a: np.ndarray, *, block: int = 256) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri), in place.
 
-    potri writes one triangle; the other is mirrored. ``a`` is overwritten.
+    ``a`` is overwritten and returned. A C-ordered symmetric matrix is handed to LAPACK as its
+    transpose (the same matrix, Fortran-ordered), so nothing is copied; potri writes the lower
+    triangle and the upper one is mirrored block by block (no n x n temporaries).
     """
-    potrf, potri = sla.lapack.get_lapack_funcs(("potrf", "potri"), (a,))
-    chol, info = potrf(a, lower=True, overwrite_a=True, clean=False)
+    f = a.T if a.flags.c_contiguous and not a.flags.f_contiguous else a
+    potrf, potri = sla.lapack.get_lapack_funcs(("potrf", "potri"), (f,))
+    chol, info = potrf(f, lower=True, overwrite_a=True, clean=False)
     if info != 0:
         raise DataError(f"the Gram matrix is not positive definite (LAPACK potrf info={info}); raise l2")
     inv, info = potri(chol, lower=True, overwrite_c=True)
     if info != 0:
         raise DataError(f"inverting the Gram matrix failed (LAPACK potri info={info})")
-    full: np.ndarray = np.tril(inv) + np.tril(inv, -1).T
-    return full
+    n = inv.shape[0]
+    for j0 in range(0, n, block):
+        j1 = min(j0 + block, n)
+        inv[:j0, j0:j1] = inv[j0:j1, :j0].T
+        diag = inv[j0:j1, j0:j1]
+        diag[...] = np.tril(diag) + np.tril(diag, -1).T
+    out: np.ndarray = inv.T if a is not f else inv  # back in the caller's memory order
+    return out
 
 
 class EASEConfig(ModelConfig):
@@ -76,8 +85,8 @@ class EASE(Recommender):
         x = self._prep(matrix)
         gram = np.asarray((x.T @ x).todense(), dtype=self.config.dtype)
         gram[np.diag_indices(n_items)] += self.config.l2
-        p = spd_inverse(gram)
-        b = p / (-np.diag(p))[None, :]
+        b = spd_inverse(gram)  # P, in place
+        b /= -np.diag(b)[None, :]  # B = -P / diag(P), column by column, in place
         b[np.diag_indices(n_items)] = 0.0
         self.weights_ = b.astype(self.config.dtype, copy=False)
 
