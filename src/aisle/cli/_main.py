@@ -171,6 +171,7 @@ def quickstart(dataset: str | None, n_events: int, seed: int, workspace: str | N
 def _register() -> None:
     """Commands that live in their own modules."""
     from aisle.cli._evaluate import evaluate_command, tune_command
+    from aisle.cli._experiment import experiment
     from aisle.cli._features import features
     from aisle.cli._ope import ope
     from aisle.cli._serve import recommend_batch, registry, serve
@@ -182,6 +183,7 @@ def _register() -> None:
     cli.add_command(tune_command)
     cli.add_command(ope)
     cli.add_command(features)
+    cli.add_command(experiment)
 
 
 _register()
