@@ -25,8 +25,10 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow and not realdata and not services"
 
+# make bench                   every benchmark in benchmarks/ (long; Redis and wrk for some)
+# make bench BENCH=bench_models  one of them
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

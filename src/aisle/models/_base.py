@@ -20,9 +20,13 @@ given as a CSR history, so fold-in is the same code path as known users), and op
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -38,6 +42,7 @@ from aisle.errors import ConfigError, DataError, NotFittedError, UnknownIdError
 from aisle.models._topk import top_k_excluding
 
 __all__ = [
+    "PARALLEL_ROWS",
     "CategoricalParam",
     "FloatParam",
     "IntParam",
@@ -46,6 +51,7 @@ __all__ = [
     "Recommender",
     "SearchSpace",
     "SideData",
+    "factor_scores",
     "top_k",
 ]
 
@@ -161,6 +167,36 @@ def _gather_rows(mats: Sequence[sp.csr_matrix], which: np.ndarray, row_of: np.nd
         indices[out_pos] = m.indices[src_pos]
         data[out_pos] = m.data[src_pos]
     return sp.csr_matrix((data, indices, indptr), shape=(n, n_cols))
+
+
+_MATMUL_POOL: ThreadPoolExecutor | None = None
+#: Batches at least this large score with single-threaded BLAS in parallel row blocks (see
+#: :func:`factor_scores`); smaller ones (a request's few users) use BLAS as configured.
+PARALLEL_ROWS = 256
+
+
+def factor_scores(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``users @ items.T`` for factor models, in row blocks on a small thread pool for big batches.
+
+    Measured on 2 cores (bench_models.py): OpenBLAS's own threads keep spinning after a product
+    and starve the numba top-k that follows; single-threaded BLAS in two row blocks (numpy
+    releases the GIL) is as fast for the product and leaves the cores free afterwards.
+    """
+    global _MATMUL_POOL
+    n = users.shape[0]
+    workers = os.cpu_count() or 1
+    if n < PARALLEL_ROWS or workers < 2:
+        out: np.ndarray = users @ items.T
+        return out
+    if _MATMUL_POOL is None:
+        _MATMUL_POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aisle-matmul")
+    result = np.empty((n, items.shape[0]), dtype=np.result_type(users, items))
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    jobs = [_MATMUL_POOL.submit(np.matmul, users[a:b], items.T, out=result[a:b])
+            for a, b in itertools.pairwise(bounds) if b > a]
+    for job in jobs:
+        job.result()
+    return result
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +379,24 @@ class Recommender(ABC):
         out_items = np.full((len(user_list), k), None, dtype=object)
         out_scores = np.full((len(user_list), k), -np.inf)
         out_sources = np.empty(len(user_list), dtype=object)
+        # Big batches: one BLAS thread (products run in parallel row blocks instead, see
+        # factor_scores), so idle BLAS threads do not compete with the parallel top-k kernel.
+        limit: Any = nullcontext()
+        if len(user_list) >= PARALLEL_ROWS:
+            from threadpoolctl import threadpool_limits
+
+            limit = threadpool_limits(1, user_api="blas")
+        with limit:
+            return self._recommend_batches(user_list, k, kk, allowed, exclude_seen, history, unknown_users,
+                                           batch_size, out_items, out_scores, out_sources)
+
+    def _recommend_batches(
+        self, user_list: list[str], k: int, kk: int, allowed: np.ndarray, exclude_seen: bool,
+        history: pd.DataFrame | sp.spmatrix | None, unknown_users: UnknownUsers, batch_size: int,
+        out_items: np.ndarray, out_scores: np.ndarray, out_sources: np.ndarray,
+    ) -> Recommendations:
         item_ids = self.items_.ids
+        n_items = len(self.items_)
         for start in range(0, len(user_list), batch_size):
             batch = user_list[start:start + batch_size]
             rows, idx, source = self._history_rows(batch, history, unknown_users)

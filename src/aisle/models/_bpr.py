@@ -49,6 +49,7 @@ from aisle.models._base import (
     ModelConfig,
     Recommender,
     SearchSpace,
+    factor_scores,
 )
 
 __all__ = ["BPR", "BPRConfig"]
@@ -412,7 +413,8 @@ class BPR(Recommender):
         vecs[known] = self.user_factors_[user_index[known]]
         if (~known).any():
             vecs[~known] = self._fold_in(_positives(rows[np.flatnonzero(~known)]))
-        scores: np.ndarray = vecs @ self.item_factors_.T + self.item_bias_[None, :]
+        scores = factor_scores(vecs, self.item_factors_)
+        scores += self.item_bias_[None, :]
         return scores
 
     def _item_vectors(self) -> np.ndarray:

@@ -74,6 +74,7 @@ from aisle.models._base import (
     ModelConfig,
     Recommender,
     SearchSpace,
+    factor_scores,
 )
 
 __all__ = ["IALS", "IALSConfig"]
@@ -887,7 +888,7 @@ class IALS(Recommender):
         new = np.flatnonzero(~known)
         if new.size:
             X[new] = self.fold_in(sp.csr_matrix(rows)[new])
-        return np.asarray(X @ self.item_factors_.T)
+        return factor_scores(X, self.item_factors_)
 
     def _item_vectors(self) -> np.ndarray:
         return np.asarray(self.item_factors_)
