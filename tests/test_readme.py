@@ -21,4 +21,4 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     events.to_csv(tmp_path / "events.csv", index=False)
     monkeypatch.chdir(tmp_path)
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+        exec(compile(block, "README.md", "exec"), {})
