@@ -258,6 +258,18 @@ class Engine:
 
             threadpool_limits(self.settings.blas_threads, user_api="blas")  # process-wide, kept
         self.holder.load_initial()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One recommendation before the first request, so compiled kernels (numba) are ready and
+        the first real requests do not spend their time budget compiling."""
+        sm = self.holder.current
+        if sm is None or not sm.known_users:
+            return
+        try:
+            sm.model.recommend([next(iter(sm.known_users))], self.settings.n_candidates, unknown_users="empty")
+        except Exception:  # a broken model shows in /readyz and the fallbacks, not here
+            self.metrics.errors.labels("warm_up").inc()
 
     def close(self) -> None:
         """Stop background work."""
