@@ -3,8 +3,10 @@
 profile -> implicit feedback -> split without look-ahead -> popularity and EASE -> evaluation
 (NDCG@10, Recall@20, coverage) -> artifacts in the workspace.
 
-The split is a global temporal split when the data has real timestamps, else leave-last-one
-per user. Models and reports go to ``<workspace>/runs/quickstart-<time>/`` and the path of the
+The split is :func:`aisle.evaluation._runner.make_split`'s default for the data, the same one
+``aisle evaluate`` uses: next item of held-out sessions for anonymous sessions, the published
+split when one comes with the data, a global temporal split (new users folded in from half of
+their own later events) when timestamps are real, else leave-last-one per user. Models and reports go to ``<workspace>/runs/quickstart-<time>/`` and the path of the
 latest run is written to ``<workspace>/quickstart.json`` so later commands can find it.
 """
 
@@ -28,8 +30,8 @@ from rich.text import Text
 from aisle import __version__
 from aisle.data import Dataset
 from aisle.data._feedback import FeedbackConfig, build_interactions
-from aisle.data._splits import Split, fixed_split, leave_last_k, temporal_split
 from aisle.evaluation import evaluate
+from aisle.evaluation._runner import make_split
 from aisle.models import make_model
 from aisle.settings import get_settings
 
@@ -80,31 +82,6 @@ def _load(dataset: str | None, n_events: int, seed: int) -> Dataset:
     return load_dataset(dataset)
 
 
-def _feedback_for(ds: Dataset) -> FeedbackConfig:
-    """Ratings: >= 4 stars is positive. Shop funnels: the default weights, returns cancel."""
-    return FeedbackConfig()
-
-
-def _split(ds: Dataset) -> Split:
-    """Temporal when time is real; next-item within held-out sessions for anonymous sessions;
-    leave-last-one per user for order-only sequences."""
-    if ds.anonymous_sessions:
-        if ds.fixed_split is not None:
-            train, test = ds.fixed_split
-        else:
-            outer = temporal_split(ds.events, test_fraction=0.2)
-            train, test = outer.train, outer.test
-        # Each test session's last event is the target; its earlier events are the fold-in history.
-        inner = leave_last_k(test, k=1, by="sequence")
-        return Split(train=train, test=inner.test, fold_in=inner.train, name="session-next-item",
-                     params={"target": "last event of each held-out session"})
-    if ds.fixed_split is not None:
-        return fixed_split(*ds.fixed_split)
-    if ds.has_timestamps:
-        return temporal_split(ds.events, test_fraction=0.2, new_user_fold_in=0.5)
-    return leave_last_k(ds.events, k=1, by="sequence")
-
-
 def run_quickstart(
     dataset: str | None = None,
     *,
@@ -143,8 +120,8 @@ def run_quickstart(
     with timed("profile"):
         prof = profile(ds).to_dict()
     with timed("split without look-ahead"):
-        split = _split(ds)
-    cfg = _feedback_for(ds)
+        split = make_split(ds)
+    cfg = FeedbackConfig()
     with timed("build implicit feedback"):
         train = build_interactions(split.train, cfg)
     results: dict[str, dict[str, Any]] = {}

@@ -455,42 +455,17 @@ def check_guardrail(
     needed = [m.numerator] + ([m.denominator] if m.denominator else [])
     have = latencies if m.kind == "quantile" else units
     nan = float("nan")
+
+    def no_data(n_t: int, n_c: int) -> GuardrailResult:
+        return GuardrailResult(m.name, treatment, nan, nan, nan, nan, nan, guardrail.margin,
+                               guardrail.relative, nan, nan, "no_data", n_t, n_c)
+
     if have is None or any(c not in have.columns for c in needed):
-        return GuardrailResult(
-            m.name,
-            treatment,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            guardrail.margin,
-            guardrail.relative,
-            nan,
-            nan,
-            "no_data",
-            0,
-            0,
-        )
+        return no_data(0, 0)
     sizes = _Arms(have, variant_col)
     n_t, n_c = int(sizes.mask(treatment).sum()), int(sizes.mask(control).sum())
     if n_t < min_units or n_c < min_units:
-        return GuardrailResult(
-            m.name,
-            treatment,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            guardrail.margin,
-            guardrail.relative,
-            nan,
-            nan,
-            "no_data",
-            n_t,
-            n_c,
-        )
+        return no_data(n_t, n_c)
     r = compare_metric(
         units if units is not None else pd.DataFrame({variant_col: []}),
         m,
