@@ -189,17 +189,19 @@ def evaluate(
         )
     eval_users = users.ids[has_rel]
     matrix = sp.csr_matrix(matrix[has_rel])
+    seen_eval = sp.csr_matrix(seen[has_rel])
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # history events on unknown items: counted below
         if protocol == "full":
-            recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, history=history,
+            # the history rows gathered above (fold-in done once): rows of known users are ignored
+            recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, history=seen_eval,
                                    unknown_users="empty", batch_size=batch_size)
             top = model.items_.index(np.where(recs.items == None, "", recs.items).ravel().astype(object),  # noqa: E711
                                      unknown="ignore").reshape(recs.items.shape)
             label = "full ranking"
         else:
-            top = _sampled_top(model, eval_users, matrix, sp.csr_matrix(seen[has_rel]), history, max(ks),
+            top = _sampled_top(model, eval_users, matrix, seen_eval, seen_eval, max(ks),
                                n_negatives, seed, batch_size)
             label = f"sampled: {n_negatives} negatives per user, seed {seed}"
         seconds = time.perf_counter() - started
@@ -233,7 +235,7 @@ def _sampled_top(
     users: np.ndarray,
     relevant: sp.csr_matrix,
     seen: sp.csr_matrix,
-    history: pd.DataFrame | None,
+    history: pd.DataFrame | sp.csr_matrix | None,
     k: int,
     n_negatives: int,
     seed: int,
