@@ -195,13 +195,16 @@ def evaluate(
         warnings.simplefilter("ignore", DataWarning)  # history events on unknown items: counted below
         if protocol == "full":
             # the history rows gathered above (fold-in done once): rows of known users are ignored
-            recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, history=seen_eval,
+            # order-aware models need the history events themselves (a matrix has no order)
+            hist: pd.DataFrame | sp.csr_matrix | None = history if model.uses_sequences else seen_eval
+            recs = model.recommend(list(eval_users), k=max(ks), exclude_seen=exclude_seen, history=hist,
                                    unknown_users="empty", batch_size=batch_size)
             top = model.items_.index(np.where(recs.items == None, "", recs.items).ravel().astype(object),  # noqa: E711
                                      unknown="ignore").reshape(recs.items.shape)
             label = "full ranking"
         else:
-            top = _sampled_top(model, eval_users, matrix, seen_eval, seen_eval, max(ks),
+            top = _sampled_top(model, eval_users, matrix, seen_eval,
+                               history if model.uses_sequences else seen_eval, max(ks),
                                n_negatives, seed, batch_size)
             label = f"sampled: {n_negatives} negatives per user, seed {seed}"
         seconds = time.perf_counter() - started
@@ -247,8 +250,10 @@ def _sampled_top(
     out = np.full((len(users), k), -1, dtype=np.int64)
     for start in range(0, len(users), batch_size):
         stop = min(start + batch_size, len(users))
-        rows, idx, _ = model._history_rows(list(users[start:stop]), history, "empty")
-        scores = model._user_scores(rows, idx)
+        batch = list(users[start:stop])
+        hist = history[start:stop] if sp.issparse(history) else history
+        rows, idx, _ = model._history_rows(batch, hist, "empty")
+        scores = model._batch_scores(batch, rows, idx, hist)
         allowed = np.zeros_like(scores, dtype=bool)
         for j in range(stop - start):
             u = start + j

@@ -8,7 +8,7 @@ All metrics use binary relevance and full ranking unless a protocol says otherwi
 ``ndcg@k``          DCG / ideal DCG, gains 1/log2(rank+1), ideal over min(k, |relevant|) items
 ``map@k``           mean of precision at each hit, over min(k, |relevant|)
 ``mrr@k``           1 / rank of the first hit (0 if none)
-``hit_rate@k``      1 if any hit
+``hit_rate@k``      1 if any hit (``hr@k`` is the same figure under the name sequential papers use)
 
 Beyond accuracy (over the whole set of lists): ``coverage@k`` (share of the catalog recommended
 at least once), ``novelty@k`` (mean self-information −log2 of the item's share of training users),
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 ACCURACY_METRICS: tuple[str, ...] = (
-    "precision", "recall", "capped_recall", "ndcg", "map", "mrr", "hit_rate",
+    "precision", "recall", "capped_recall", "ndcg", "map", "mrr", "hit_rate", "hr",
 )
 BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("coverage", "novelty", "gini", "arp")
 
@@ -99,7 +99,7 @@ def per_user_metrics(
                 elif m == "mrr":
                     first = np.argmax(h, axis=1)
                     v = np.where(h.any(axis=1), 1.0 / (first + 1), 0.0)
-                else:  # hit_rate
+                else:  # hit_rate, hr
                     v = h.any(axis=1).astype(np.float64)
                 out[f"{m}@{k}"] = np.where(n_rel > 0, v, np.nan)
     return out

@@ -16,6 +16,12 @@ surface is shared:
 Subclasses implement ``_fit(matrix)``, ``_user_scores(rows)`` (scores for a batch of user rows
 given as a CSR history, so fold-in is the same code path as known users), and optionally
 ``_item_vectors()`` for ``similar_items`` and ``_state()`` / ``_set_state()`` for saving.
+
+Order-aware models (sequential and session models, see :mod:`aisle.models._sequential`) set
+``uses_sequences = True`` and override ``_history_sequences`` and ``_sequence_scores``: every
+scoring path (``recommend``, ``score``, the evaluation's sampled protocol) passes them each
+user's items in time order, aligned with the CSR rows. Pass such models ``history`` as an event
+frame, not a matrix: a matrix has no order.
 """
 
 from __future__ import annotations
@@ -223,6 +229,8 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]]
     #: What ``aisle tune`` searches over (config field -> range); empty: nothing to tune.
     search_space: ClassVar[SearchSpace] = {}
+    #: True for models that read each user's items in time order (see the module docstring).
+    uses_sequences: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -281,6 +289,29 @@ class Recommender(ABC):
     def _user_scores(self, rows: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         """Dense ``(len(rows), n_items)`` scores, a fresh array the caller may modify;
         ``user_index`` is -1 for folded-in users."""
+
+    def _history_sequences(
+        self, users: Sequence[str], user_index: np.ndarray, history: pd.DataFrame | sp.spmatrix | None
+    ) -> list[np.ndarray] | None:
+        """Per user, item indices oldest first (order-aware models only; ``None`` otherwise)."""
+        return None
+
+    def _sequence_scores(
+        self, rows: sp.csr_matrix, user_index: np.ndarray, sequences: list[np.ndarray] | None
+    ) -> np.ndarray:
+        """Scores given rows and, for order-aware models, the aligned sequences."""
+        return self._user_scores(rows, user_index)
+
+    def _batch_scores(
+        self, users: Sequence[str], rows: sp.csr_matrix, user_index: np.ndarray,
+        history: pd.DataFrame | sp.spmatrix | None, subset: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Dense scores for ``users`` (or the positions ``subset`` of them): the one scoring call."""
+        seqs = self._history_sequences(users, user_index, history) if self.uses_sequences else None
+        if subset is None:
+            return np.asarray(self._sequence_scores(rows, user_index, seqs))
+        sub_seqs = None if seqs is None else [seqs[int(i)] for i in subset]
+        return np.asarray(self._sequence_scores(rows[subset], user_index[subset], sub_seqs))
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
@@ -399,14 +430,16 @@ class Recommender(ABC):
         n_items = len(self.items_)
         for start in range(0, len(user_list), batch_size):
             batch = user_list[start:start + batch_size]
-            rows, idx, source = self._history_rows(batch, history, unknown_users)
+            # a history matrix has one row per requested user: give each batch its rows
+            hist = history[start:start + len(batch)] if sp.issparse(history) else history
+            rows, idx, source = self._history_rows(batch, hist, unknown_users)
             known = source != ""
             if known.all():
-                scores = np.asarray(self._user_scores(rows, idx))
+                scores = self._batch_scores(batch, rows, idx, hist)
             else:
                 scores = np.full((len(batch), n_items), -np.inf)
                 if known.any():
-                    scores[known] = self._user_scores(rows[np.flatnonzero(known)], idx[known])
+                    scores[known] = self._batch_scores(batch, rows, idx, hist, np.flatnonzero(known))
             if (~known).any() and unknown_users == "popular":
                 scores[~known] = self.item_popularity_
                 source[~known] = "popular"
@@ -431,8 +464,9 @@ class Recommender(ABC):
         Unknown items score ``nan``; unknown users without history raise :class:`UnknownIdError`.
         """
         self._check_fitted()
-        rows, idx, _ = self._history_rows([str(u) for u in users], history, "raise")
-        full = self._user_scores(rows, idx)
+        user_list = [str(u) for u in users]
+        rows, idx, _ = self._history_rows(user_list, history, "raise")
+        full = self._batch_scores(user_list, rows, idx, history)
         iidx = self.items_.index(np.asarray(list(items), dtype=object), unknown="ignore")
         out = np.full((len(users), len(iidx)), np.nan)
         ok = iidx >= 0
