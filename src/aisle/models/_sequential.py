@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from aisle.errors import DataWarning
 from aisle.models._base import Recommender
 
-__all__ = ["SequentialRecommender", "Sequences", "sequences_from_events"]
+__all__ = ["Sequences", "SequentialRecommender", "sequences_from_events"]
 
 
 @dataclass(frozen=True)
