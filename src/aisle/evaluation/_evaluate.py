@@ -251,7 +251,7 @@ def _sampled_top(
     for start in range(0, len(users), batch_size):
         stop = min(start + batch_size, len(users))
         batch = list(users[start:stop])
-        hist = history[start:stop] if sp.issparse(history) else history
+        hist = sp.csr_matrix(history)[start:stop] if sp.issparse(history) else history
         rows, idx, _ = model._history_rows(batch, hist, "empty")
         scores = model._batch_scores(batch, rows, idx, hist)
         allowed = np.zeros_like(scores, dtype=bool)

@@ -431,7 +431,7 @@ class Recommender(ABC):
         for start in range(0, len(user_list), batch_size):
             batch = user_list[start:start + batch_size]
             # a history matrix has one row per requested user: give each batch its rows
-            hist = history[start:start + len(batch)] if sp.issparse(history) else history
+            hist = sp.csr_matrix(history)[start:start + len(batch)] if sp.issparse(history) else history
             rows, idx, source = self._history_rows(batch, hist, unknown_users)
             known = source != ""
             if known.all():
