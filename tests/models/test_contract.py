@@ -40,7 +40,16 @@ def catalog() -> pd.DataFrame:
 
 
 #: Small settings so the slower (PyTorch) models fit the 60-user contract data in a second or two.
-FAST: dict[str, dict[str, object]] = {}
+FAST: dict[str, dict[str, object]] = {
+    "hybrid": {"dim": 16, "epochs": 5, "batch_size": 64, "negatives": 16, "device": "cpu"},
+    "sasrec": {"embedding_dim": 16, "ffn_dim": 32, "max_len": 10, "epochs": 3, "patience": 0, "batch_size": 32,
+               "device": "cpu"},
+    "gru4rec": {"embedding_dim": 16, "hidden_dim": 16, "max_len": 10, "epochs": 3, "patience": 0, "batch_size": 32,
+                "device": "cpu"},
+    "two-tower": {"dim": 16, "hidden": 32, "epochs": 3, "batch_size": 32, "device": "cpu"},
+    "mf": {"factors": 8, "epochs": 5, "batch_size": 64, "fold_in_steps": 20, "device": "cpu", "threads": 1},
+    "ncf": {"factors": 8, "epochs": 5, "batch_size": 64, "fold_in_steps": 20, "device": "cpu", "threads": 1},
+}
 
 
 def fast_model(name: str) -> Recommender:

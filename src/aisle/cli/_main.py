@@ -170,6 +170,7 @@ def quickstart(dataset: str | None, n_events: int, seed: int, workspace: str | N
 
 def _register() -> None:
     """Commands that live in their own modules."""
+    from aisle.cli._cold_start import cold_start_command
     from aisle.cli._evaluate import evaluate_command, tune_command
     from aisle.cli._experiment import experiment
     from aisle.cli._features import features
@@ -184,6 +185,7 @@ def _register() -> None:
     cli.add_command(ope)
     cli.add_command(features)
     cli.add_command(experiment)
+    cli.add_command(cold_start_command)
 
 
 _register()

@@ -2,6 +2,14 @@
 intervals, paired significance tests and ablations."""
 
 from aisle.evaluation._ablation import Ablation, AblationRow, run_ablation
+from aisle.evaluation._cold_start import (
+    ColdStartResult,
+    attribute_popularity,
+    cold_start_items,
+    cold_start_users,
+    split_cold_items,
+    split_cold_users,
+)
 from aisle.evaluation._evaluate import EvaluationResult, evaluate, intra_list_diversity
 from aisle.evaluation._metrics import (
     ACCURACY_METRICS,
@@ -24,11 +32,15 @@ __all__ = [
     "SEGMENTATIONS",
     "Ablation",
     "AblationRow",
+    "ColdStartResult",
     "ConfidenceInterval",
     "EvaluationResult",
     "PairedComparison",
+    "attribute_popularity",
     "beyond_accuracy",
     "bootstrap_ci",
+    "cold_start_items",
+    "cold_start_users",
     "evaluate",
     "gini",
     "intra_list_diversity",
@@ -37,4 +49,6 @@ __all__ = [
     "per_user_metrics",
     "run_ablation",
     "segment_results",
+    "split_cold_items",
+    "split_cold_users",
 ]

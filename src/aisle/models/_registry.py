@@ -9,16 +9,26 @@ from aisle.errors import ConfigError
 from aisle.models._base import Recommender
 from aisle.models._baselines import RandomRecommender, RecentPopularity, SegmentPopularity
 from aisle.models._bpr import BPR
+from aisle.models._coldstart import ContentCF
+from aisle.models._content import ContentBased
 from aisle.models._ease import EASE
+from aisle.models._gru4rec import GRU4Rec
+from aisle.models._hybrid import Hybrid
 from aisle.models._ials import IALS
 from aisle.models._itemknn import ItemKNN
+from aisle.models._ncf import MF, NeuMF
 from aisle.models._popularity import Popularity
+from aisle.models._sasrec import SASRec
+from aisle.models._sknn import VSKNN, SessionKNN
+from aisle.models._two_tower import TwoTower
 
 __all__ = ["MODELS", "get_model_class", "make_model"]
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Popularity, RecentPopularity, RandomRecommender, SegmentPopularity, ItemKNN, EASE, IALS, BPR)
+    for cls in (Popularity, RecentPopularity, RandomRecommender, SegmentPopularity, ItemKNN, EASE, IALS, BPR,
+                SASRec, GRU4Rec, SessionKNN, VSKNN, TwoTower, MF, NeuMF,
+                ContentBased, ContentCF, Hybrid)
 }
 
 

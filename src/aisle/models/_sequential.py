@@ -76,7 +76,8 @@ def sequences_from_events(
     keep = (ucode >= 0) & (icode >= 0)
     ucode, icode = ucode[keep], icode[keep]
     if "timestamp" in frame.columns:
-        ts = frame["timestamp"].to_numpy()[keep].astype("datetime64[ns]").astype(np.int64)
+        stamps = pd.to_datetime(frame["timestamp"], utc=True).dt.tz_convert(None)
+        ts = stamps.to_numpy("datetime64[ns]")[keep].astype(np.int64)
     else:
         ts = np.zeros(ucode.size, dtype=np.int64)
     order = np.lexsort((np.arange(ucode.size), ts, ucode))
