@@ -45,12 +45,15 @@ def serve(host: str, port: int, model_path: str | None, name: str | None, mode: 
     import uvicorn
 
     from aisle.serving import ServingSettings, create_app
+    from aisle.serving._server import uvicorn_options
     from aisle.settings import get_settings
 
     settings = ServingSettings.from_env(get_settings(), model_path=Path(model_path) if model_path else None,
                                         model_name=name, mode=mode, redis_url=redis_url, registry_url=registry_url)
-    UI().info(f"aisle serve: http://{host}:{port}  (docs at /docs, metrics at /metrics)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    opts = uvicorn_options()
+    UI().info(f"aisle serve: http://{host}:{port}  (docs at /docs, metrics at /metrics; "
+              f"{opts['http']} + {opts['loop']})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, **opts)
 
 
 @click.group()

@@ -34,13 +34,10 @@ class GRU4RecConfig(NextItemConfig):
     Attributes:
         hidden_dim: GRU units per layer.
         n_layers: stacked GRU layers.
-        dropout: dropout of the embeddings and of the GRU outputs (0.3 here, against SASRec's
-            0.5: sessions are short and a GRU has fewer weights to regularise).
     """
 
     hidden_dim: int = Field(default=128, ge=1)
     n_layers: int = Field(default=1, ge=1)
-    dropout: float = Field(default=0.3, ge=0, lt=1)
 
 
 def _gru4rec_network(cfg: GRU4RecConfig, n_items: int) -> Any:

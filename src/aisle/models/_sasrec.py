@@ -108,7 +108,7 @@ class NextItemConfig(ModelConfig):
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=64, ge=1)
     epochs: int = Field(default=50, ge=1)
-    patience: int = Field(default=3, ge=0)
+    patience: int = Field(default=5, ge=0)
     val_fraction: float = Field(default=0.2, gt=0, le=1)
     val_k: int = Field(default=10, ge=1)
     device: str = "auto"

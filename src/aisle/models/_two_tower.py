@@ -18,8 +18,11 @@ Architecture (``d`` = ``dim``; every tower ends in an L2 normalisation, so a sco
   a new user folds in from their events without retraining, and a newcomer with a known user's
   history gets that user's list.
 
-Training (Covington et al. 2016's next-item setting): each distinct item of a training user's
-sequence after the first is a target, its history the items before it. A batch of ``B``
+Training: each distinct item of a training user's sequence after the first is a target; its
+history (``context``) is the items before it (``"previous"``, Covington et al. 2016's next-item
+setting), the user's most recent items other than the target (``"all"``: the whole profile, what
+the tower sees when it recommends), or either, drawn per batch (``"mixed"``, the default: the
+first wins on MovieLens, the second on a simulated shop, the mix is close to both). A batch of ``B``
 (history, target) pairs is scored all-pairs, ``s(u, v) = cos(u, v) / temperature``, and trained
 with a softmax over the batch's targets (in-batch negatives; the same target twice in a batch
 is masked as a negative). In-batch negatives are drawn in proportion to the items' frequency as
@@ -51,7 +54,8 @@ filtering never shortens a list (rows that still come up short are scored exactl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -101,14 +105,13 @@ class TwoTowerConfig(ModelConfig):
             ``max_history`` items before it (next-item prediction, Covington et al.'s "next
             watch"); ``"all"`` – the user's ``max_history`` most recent items other than the
             target, later ones included (a held-out item of the whole profile, which is what the
-            user tower sees when it recommends).
+            user tower sees when it recommends); ``"mixed"`` – either, drawn per batch.
         temperature: the softmax temperature of the cosine scores.
 
-            The defaults (attention pooling, temperature 0.2, 10 epochs, the rest as listed) were
-            chosen on the validation part of MovieLens-100K's temporal split (``make_split(ds,
-            validation=True)``), NDCG@10: temperature 0.1 / 0.2 / 0.3 gave 0.165 / 0.192 / 0.184,
-            mean pooling 0.176, 20 epochs 0.164 (overfits; recall@20 rose slightly), iALS
-            defaults 0.126. See docs/models.md for the test-split figures.
+            The defaults (attention pooling, temperature 0.2, 10 epochs, ``context="mixed"``, the
+            rest as listed) were chosen on the validation parts of the temporal splits
+            (``make_split(ds, validation=True)``) of MovieLens-100K and of a simulated shop; see
+            docs/models.md for the figures.
         logq: subtract ``log(expected count among the negatives)`` from each logit (Yi et al.
             2019); ``False`` trains the plain in-batch softmax (more popularity-biased).
         negatives: ``"in-batch"`` or ``"mixed"`` (in-batch plus ``n_negatives`` uniform draws).
@@ -134,14 +137,17 @@ class TwoTowerConfig(ModelConfig):
         ann_nprobe: IVF cells scanned per query (``nlist`` is ``4 · sqrt(n_items)``).
         device: ``"auto"`` (a GPU when visible), ``"cpu"``, ``"cuda"``, ``"cuda:1"``... for training.
         seed: seed of the initialisation, the shuffles and the negatives.
-        threads: torch intra-op threads while training; 0 keeps torch's setting.
+        threads: torch intra-op threads while fitting and scoring; 0 keeps torch's setting. One
+            by default: the towers' operations are small (a batch of 512 × 64), and torch's
+            OpenMP threads spin against each other and other processes: 2 epochs on
+            MovieLens-100K took 4-9 s with 1 thread and 29-43 s with 2 on a loaded 2-core machine.
     """
 
     dim: int = Field(default=64, gt=0, le=2048)
     hidden: int = Field(default=256, ge=0, le=8192)
     pooling: Literal["mean", "attention"] = "attention"
     max_history: int = Field(default=50, ge=1)
-    context: Literal["previous", "all"] = "previous"
+    context: Literal["previous", "all", "mixed"] = "mixed"
     temperature: FiniteFloat = Field(default=0.2, gt=0)
     logq: bool = True
     negatives: Literal["in-batch", "mixed"] = "in-batch"
@@ -163,7 +169,7 @@ class TwoTowerConfig(ModelConfig):
     ann_nprobe: int = Field(default=32, ge=1)
     device: str = "auto"
     seed: int = Field(default=0, ge=0, lt=2**63)
-    threads: int = Field(default=0, ge=0)
+    threads: int = Field(default=1, ge=0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -412,6 +418,20 @@ def softmax_logits(
 # ------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Cap torch's intra-op threads for the block (0: leave them as they are)."""
+    torch = torch_module()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
 def _distinct(seq: np.ndarray, keep: Literal["first", "last"]) -> np.ndarray:
     """``seq`` without repeats, each item at its first (or last) occurrence, order kept."""
     if seq.size < 2:
@@ -540,7 +560,8 @@ class TwoTower(SequentialRecommender):
                         usr = torch.as_tensor(pair_user[sel], device=device)
                         tgt = torch.as_tensor(targets[sel], device=device)
                         # the window of history positions before each target, right-aligned
-                        if cfg.context == "previous":
+                        ctx = cfg.context if cfg.context != "mixed" else ("previous", "all")[int(rng.integers(2))]
+                        if ctx == "previous":
                             win = pos[:, None] + offsets[None, :]
                             valid = win >= user_start[usr][:, None]
                         else:  # the user's last max_history + 1 items minus the target (or the oldest)
@@ -548,7 +569,7 @@ class TwoTower(SequentialRecommender):
                             valid = (win >= user_start[usr][:, None]) & (win != pos[:, None])
                             valid[:, 0] &= (win == pos[:, None]).any(dim=1)
                         hist = torch.where(valid, hist_items[win.clamp(min=0)], torch.zeros_like(win))
-                        if cfg.context == "all":  # right-align: drop the one empty slot
+                        if ctx == "all":  # right-align: drop the one empty slot
                             align = torch.argsort(valid.to(torch.int8), dim=1, stable=True)
                             hist = torch.gather(hist, 1, align)[:, 1:]
                         seg = None
@@ -590,7 +611,7 @@ class TwoTower(SequentialRecommender):
 
     def _refresh_item_vectors(self) -> None:
         torch = torch_module()
-        with torch.no_grad():
+        with torch.no_grad(), _torch_threads(self.config.threads):
             n = len(self.items_)
             out = [self.net_.items(torch.arange(a, min(a + 65536, n))).numpy() for a in range(0, n, 65536)]
         self.item_vectors_: np.ndarray = np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
@@ -619,7 +640,7 @@ class TwoTower(SequentialRecommender):
         if self.sizes_["n_segments"]:
             idx = np.asarray(user_index)
             seg = torch.as_tensor(np.where(idx >= 0, self.user_segment_[np.maximum(idx, 0)], 0))
-        with torch.no_grad():
+        with torch.no_grad(), _torch_threads(self.config.threads):
             out: np.ndarray = self.net_.users(torch.as_tensor(hist), seg).numpy()
         return out
 

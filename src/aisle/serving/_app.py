@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -23,6 +24,43 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ServiceApp(FastAPI):
+    """The FastAPI app, with the hot ``GET /v1/recommendations/{user_id}`` answered before FastAPI's
+    routing when ``settings.fast_path`` is on (see :func:`recommendations.fast_get`).
+
+    The fast path steps aside (the request goes through FastAPI) behind a ``root_path``, while
+    FastAPI's OpenTelemetry instrumentation is active (traced requests stay traced), and once
+    middleware or dependency overrides are added to the app after :func:`create_app` (an added
+    authentication middleware, say, sees every request).
+    """
+
+    _fast_engine: Engine | None = None
+    _fast_middleware = 0
+    _telemetry_checked = 0.0
+    _telemetry_on = False
+
+    def _otel_active(self) -> bool:
+        now = time.monotonic()
+        if now - self._telemetry_checked > 1.0:
+            native = getattr(self, "_native_telemetry", None)
+            try:
+                self._telemetry_on = bool(native is not None and native.enabled())
+            except Exception:
+                self._telemetry_on = True
+            self._telemetry_checked = now
+        return self._telemetry_on
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        engine = self._fast_engine
+        if engine is not None and scope["type"] == "http" and scope["method"] == "GET" \
+                and scope["path"].startswith(recommendations.PREFIX) and not scope.get("root_path") \
+                and not self.root_path and len(self.user_middleware) == self._fast_middleware \
+                and not self.dependency_overrides and not self._otel_active() \
+                and await recommendations.fast_get(engine, scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 class BodyLimit:
@@ -99,12 +137,14 @@ def create_app(
                 await watcher
             engine.close()
 
-    app = FastAPI(title="aisle recommendation service", version=__version__, lifespan=lifespan,
+    app = ServiceApp(title="aisle recommendation service", version=__version__, lifespan=lifespan,
                   description="Recommendations, similar items, events and feedback. JSON by default; "
                               "Protobuf (aisle/serving/aisle_serving.proto) with Accept: application/x-protobuf.")
     app.state.engine = engine
+    app._fast_engine = engine if settings.fast_path else None
     install_error_handlers(app)
     for module in (recommendations, items, events, health, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
+    app._fast_middleware = len(app.user_middleware)
     return app

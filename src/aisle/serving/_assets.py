@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,9 @@ class ServingModel:
         coview: per item, co-viewed items with cosine similarity (item-kNN).
         curated: the last-resort list.
         version: the registry entry (``None`` when served from a folder).
+        known_users: the users the model was trained on.
+        fast: the request path's arrays (:class:`aisle.serving._fast.FastIndex`), built at load
+            (``None``: built by the engine on first use).
     """
 
     label: str
@@ -90,6 +94,7 @@ class ServingModel:
     curated: list[str]
     version: ModelVersion | None = None
     known_users: frozenset[str] = field(default_factory=frozenset)
+    fast: Any = field(default=None, compare=False, repr=False)
 
 
 def _read(path: str | None) -> pd.DataFrame | None:
@@ -188,12 +193,16 @@ def load_serving_model(
         else:
             curated = tuple(popular[:100])
     label = version.label if version is not None else Path(model_dir).name
-    return ServingModel(
+    sm = ServingModel(
         label=label, model=model, catalog=cat, popular=popular[:500], segment_popular=segment_popular,
         user_segment=user_segment, trending=trending, new_arrivals=new_arrivals,
         coview=coview_neighbors(model.train_matrix_, item_ids), curated=list(curated), version=version,
         known_users=frozenset(str(u) for u in model.users_.ids),
     )
+    from aisle.serving._fast import build_fast_index
+
+    object.__setattr__(sm, "fast", build_fast_index(sm))
+    return sm
 
 
 def describe(sm: ServingModel) -> str:

@@ -1,7 +1,8 @@
 """The top-N cache: an in-process LRU with TTL in front of an optional Redis.
 
 Entries are keyed by (model version, user, context); a user's entries are dropped together when
-new events or feedback for that user arrive. Redis errors never fail a request: the layer is
+new events or feedback for that user arrive. The in-process layer keeps values as they are
+(decoded, ready to answer from); Redis keeps them encoded (``encode`` / ``decode``). Redis errors never fail a request: the layer is
 skipped for a short back-off, counted, and retried, so the service reconnects when Redis returns.
 """
 
@@ -22,11 +23,11 @@ class LRUCache:
     def __init__(self, size: int, ttl_s: float) -> None:
         self.size = size
         self.ttl_s = ttl_s
-        self._data: OrderedDict[tuple[str, str, str], tuple[float, bytes]] = OrderedDict()
+        self._data: OrderedDict[tuple[str, str, str], tuple[float, Any]] = OrderedDict()
         self._by_user: dict[str, set[tuple[str, str, str]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> bytes | None:
+    def get(self, key: tuple[str, str, str]) -> Any:
         """The value, or ``None`` when absent or expired."""
         with self._lock:
             hit = self._data.get(key)
@@ -38,7 +39,7 @@ class LRUCache:
             self._data.move_to_end(key)
             return hit[1]
 
-    def put(self, key: tuple[str, str, str], value: bytes) -> None:
+    def put(self, key: tuple[str, str, str], value: Any) -> None:
         """Store a value (evicting the least recently used beyond ``size``)."""
         if self.size <= 0 or self.ttl_s <= 0:
             return
@@ -131,19 +132,24 @@ class TopNCache:
         size: in-process entries.
         ttl_s: time to live (both layers).
         redis: the Redis layer, or ``None``.
+        encode: value -> bytes for Redis (default: values are bytes already).
+        decode: bytes from Redis -> value (default: the bytes).
     """
 
-    def __init__(self, size: int, ttl_s: float, redis: RedisLayer | None = None) -> None:
+    def __init__(self, size: int, ttl_s: float, redis: RedisLayer | None = None, *,
+                 encode: Callable[[Any], bytes] | None = None, decode: Callable[[bytes], Any] | None = None) -> None:
         self.local = LRUCache(size, ttl_s)
         self.redis = redis
         self.ttl_s = ttl_s
+        self.encode: Callable[[Any], bytes] = encode or (lambda v: v)
+        self.decode: Callable[[bytes], Any] = decode or (lambda b: b)
 
     @staticmethod
     def _rkey(version: str, user: str) -> str:
         return f"aisle:topn:{version}:{user}"
 
-    def get(self, version: str, user: str, context: str) -> tuple[bytes | None, str]:
-        """The cached payload and the layer that had it (``"memory"``, ``"redis"`` or ``"miss"``)."""
+    def get(self, version: str, user: str, context: str) -> tuple[Any, str]:
+        """The cached value and the layer that had it (``"memory"``, ``"redis"`` or ``"miss"``)."""
         key = (version, user, context)
         value = self.local.get(key)
         if value is not None:
@@ -151,20 +157,25 @@ class TopNCache:
         if self.redis is not None:
             remote = self.redis.call("get", lambda c: c.hget(self._rkey(version, user), context))
             if remote is not None:
-                self.local.put(key, bytes(remote))
-                return bytes(remote), "redis"
+                try:
+                    value = self.decode(bytes(remote))
+                except Exception:  # an entry this version cannot read: recompute it
+                    return None, "miss"
+                self.local.put(key, value)
+                return value, "redis"
         return None, "miss"
 
-    def put(self, version: str, user: str, context: str, value: bytes) -> None:
-        """Store a payload in both layers."""
+    def put(self, version: str, user: str, context: str, value: Any) -> None:
+        """Store a value in both layers."""
         self.local.put((version, user, context), value)
         if self.redis is not None and self.ttl_s > 0:
             rkey = self._rkey(version, user)
             ttl = max(1, int(self.ttl_s))
+            raw = self.encode(value)
 
             def write(c: Any) -> None:
                 pipe = c.pipeline(transaction=False)
-                pipe.hset(rkey, context, value)
+                pipe.hset(rkey, context, raw)
                 pipe.expire(rkey, ttl)
                 pipe.execute()
 

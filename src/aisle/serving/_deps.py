@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+import orjson
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from aisle.serving._errors import AdminAuthError
 from aisle.serving._pipeline import Engine, RecResult
@@ -17,16 +18,16 @@ from aisle.serving._proto import (
     ScoredItemPB,
 )
 
-__all__ = ["AdminDep", "EngineDep", "render", "render_batch"]
+__all__ = ["AdminDep", "EngineDep", "render", "render_batch", "render_body"]
 
 
-def get_engine(request: Request) -> Engine:
-    """The app's engine."""
+async def get_engine(request: Request) -> Engine:
+    """The app's engine (async: no thread-pool hop per request)."""
     engine: Engine = request.app.state.engine
     return engine
 
 
-def require_admin(engine: Annotated[Engine, Depends(get_engine)],
+async def require_admin(engine: Annotated[Engine, Depends(get_engine)],
                   authorization: Annotated[str | None, Header()] = None) -> None:
     """Admin routes need ``Authorization: Bearer <AISLE_ADMIN_TOKEN>``."""
     token = engine.settings.admin_token
@@ -55,11 +56,17 @@ def to_pb(r: RecResult) -> object:
         fallback=r.fallback or "", mode=r.mode, cache=r.cache)
 
 
+def render_body(r: RecResult, protobuf: bool) -> tuple[bytes, str]:
+    """The encoded answer and its media type."""
+    if protobuf:
+        return to_pb(r).SerializeToString(), PROTO_MEDIA_TYPE  # type: ignore[attr-defined]
+    return r.to_json(), "application/json"
+
+
 def render(request: Request, r: RecResult) -> Response:
     """JSON or protobuf, as the client asked."""
-    if wants_protobuf(request):
-        return Response(to_pb(r).SerializeToString(), media_type=PROTO_MEDIA_TYPE)  # type: ignore[attr-defined]
-    return JSONResponse(r.to_dict())
+    body, media = render_body(r, wants_protobuf(request))
+    return Response(body, media_type=media)
 
 
 def render_batch(request: Request, results: list[RecResult]) -> Response:
@@ -67,4 +74,5 @@ def render_batch(request: Request, results: list[RecResult]) -> Response:
     if wants_protobuf(request):
         msg = BatchRecommendationsPB(results=[to_pb(r) for r in results])
         return Response(msg.SerializeToString(), media_type=PROTO_MEDIA_TYPE)
-    return JSONResponse({"results": [r.to_dict() for r in results]})
+    body = orjson.dumps({"results": [orjson.Fragment(r.to_json()) for r in results]})
+    return Response(body, media_type="application/json")

@@ -28,7 +28,10 @@ class ServingSettings(BaseModel):
         max_k: the largest k a request may ask for.
         max_batch: the most requests in one batch call.
         max_body_bytes: the largest request body.
-        n_candidates: candidates asked from each source.
+        n_candidates: the least candidates asked from the model and co-view (see ``candidate_factor``).
+        candidate_factor: candidates asked from the model: ``max(n_candidates, candidate_factor × k)``
+            (× the rerank hook's ``pool_factor``); the business rules are applied to the model's
+            scores before its top-n is taken, so every candidate is eligible.
         max_per_brand: per-brand cap in one list (0: no cap).
         model_budget_ms: time the model may take before the fallback chain answers.
         cache_ttl_s: top-N cache time to live.
@@ -39,6 +42,9 @@ class ServingSettings(BaseModel):
         pseudonym_key: the key of the user-id pseudonyms in the impression log (empty: a key
             generated once and kept in the workspace).
         redis_timeout_ms: socket timeout of Redis calls.
+        fast_path: answer well-formed ``GET /v1/recommendations/{user_id}`` requests without
+            FastAPI's routing and parameter machinery (same validation, body and headers; any
+            request it does not fully understand goes through FastAPI).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,7 +59,8 @@ class ServingSettings(BaseModel):
     max_k: int = Field(100, ge=1, le=1000)
     max_batch: int = Field(100, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024)
-    n_candidates: int = Field(100, ge=10)
+    n_candidates: int = Field(30, ge=10)
+    candidate_factor: int = Field(3, ge=1)
     max_per_brand: int = Field(0, ge=0)
     model_budget_ms: float = Field(100.0, gt=0)
     cache_ttl_s: float = Field(300.0, ge=0)
@@ -63,6 +70,7 @@ class ServingSettings(BaseModel):
     impression_log: bool = True
     pseudonym_key: str = ""
     redis_timeout_ms: float = Field(50.0, gt=0)
+    fast_path: bool = True
     #: BLAS threads per process. Requests already run concurrently; multi-threaded BLAS on a
     #: single user's small product costs more in thread wake-ups than it saves (measured: 0.43 ms
     #: vs 5-13 ms per recommendation on 2 busy cores). 0 leaves the library's default.
