@@ -57,8 +57,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -81,6 +80,7 @@ from aisle.models._torch import (
     state_from_numpy,
     state_to_numpy,
     torch_module,
+    torch_threads,
 )
 
 __all__ = ["MF", "MFConfig", "NeuMF", "NeuMFConfig"]
@@ -720,25 +720,12 @@ class _SampledNegativesModel(Recommender):
             One ``(n, d)`` float32 array per user embedding table (MF: one; NeuMF: GMF, MLP).
         """
         self._check_fitted()
-        with torch_module().enable_grad(), self._threads():
+        with torch_module().enable_grad(), torch_threads(self.config.threads):
             return [v.cpu().numpy() for v in self._solve_users(_positives(sp.csr_matrix(rows)))]
 
     # ---------------------------------------------------------------- scoring
-    @contextmanager
-    def _threads(self) -> Iterator[None]:
-        """torch's intra-op threads at ``config.threads`` for the block (0: unchanged)."""
-        torch = torch_module()
-        before = torch.get_num_threads()
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        try:
-            yield
-        finally:
-            if self.config.threads:
-                torch.set_num_threads(before)
-
     def _user_scores(self, rows: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        with self._threads():
+        with torch_threads(self.config.threads):
             return self._scores(rows, user_index)
 
     def _scores(self, rows: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:

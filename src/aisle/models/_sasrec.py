@@ -37,8 +37,6 @@ import copy
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -55,6 +53,7 @@ from aisle.models._torch import (
     state_from_numpy,
     state_to_numpy,
     torch_module,
+    torch_threads,
 )
 
 __all__ = ["NextItemConfig", "NextItemRecommender", "SASRec", "SASRecConfig"]
@@ -133,20 +132,6 @@ def _windows(seqs: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarr
             tgt.append(s[start + 1:end])
             end = start + 1 if start > 0 else 0
     return _pad(inp, max_len), _pad(tgt, max_len)
-
-
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Cap torch's intra-op threads for the block (0: leave them as they are)."""
-    torch = torch_module()
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads:
-            torch.set_num_threads(before)
 
 
 def _full_softmax_grads(h: Any, weight: Any, target: Any) -> tuple[float, Any, Any]:
@@ -401,7 +386,7 @@ class NextItemRecommender(SequentialRecommender):
         empty = np.flatnonzero(lengths == 0)
         out[empty] = self.item_popularity_  # nothing to read: popularity order
         bs = self.config.score_batch_size
-        with _torch_threads(self.config.threads):
+        with torch_threads(self.config.threads):
             for start in range(0, len(nonempty), bs):
                 rows = nonempty[start:start + bs]
                 scores = self._forward_scores(self.net_, [sequences[i] for i in rows], self.device_)

@@ -34,6 +34,7 @@ __all__ = [
     "state_from_numpy",
     "state_to_numpy",
     "torch_module",
+    "torch_threads",
 ]
 
 STATE_PREFIX = "net."
@@ -59,12 +60,9 @@ def resolve_device(name: str) -> Any:
 
 
 @contextmanager
-def seeded(seed: int, threads: int | None = None) -> Iterator[None]:
-    """Seed torch/numpy/random for the block; optionally cap torch's intra-op threads."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Cap torch's intra-op threads for the block (0 or ``None``: leave them as they are)."""
     torch = torch_module()
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    random.seed(seed)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -73,6 +71,17 @@ def seeded(seed: int, threads: int | None = None) -> Iterator[None]:
     finally:
         if threads:
             torch.set_num_threads(before)
+
+
+@contextmanager
+def seeded(seed: int, threads: int | None = None) -> Iterator[None]:
+    """Seed torch/numpy/random for the block; optionally cap torch's intra-op threads."""
+    torch = torch_module()
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    random.seed(seed)
+    with torch_threads(threads):
+        yield
 
 
 def _progress_enabled() -> bool:

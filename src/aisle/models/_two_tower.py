@@ -54,8 +54,7 @@ filtering never shortens a list (rows that still come up short are scored exactl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -85,6 +84,7 @@ from aisle.models._torch import (
     state_from_numpy,
     state_to_numpy,
     torch_module,
+    torch_threads,
 )
 
 __all__ = ["TwoTower", "TwoTowerConfig", "category_tokens", "price_buckets", "softmax_logits"]
@@ -418,20 +418,6 @@ def softmax_logits(
 # ------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Cap torch's intra-op threads for the block (0: leave them as they are)."""
-    torch = torch_module()
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads:
-            torch.set_num_threads(before)
-
-
 def _distinct(seq: np.ndarray, keep: Literal["first", "last"]) -> np.ndarray:
     """``seq`` without repeats, each item at its first (or last) occurrence, order kept."""
     if seq.size < 2:
@@ -611,7 +597,7 @@ class TwoTower(SequentialRecommender):
 
     def _refresh_item_vectors(self) -> None:
         torch = torch_module()
-        with torch.no_grad(), _torch_threads(self.config.threads):
+        with torch.no_grad(), torch_threads(self.config.threads):
             n = len(self.items_)
             out = [self.net_.items(torch.arange(a, min(a + 65536, n))).numpy() for a in range(0, n, 65536)]
         self.item_vectors_: np.ndarray = np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
@@ -640,7 +626,7 @@ class TwoTower(SequentialRecommender):
         if self.sizes_["n_segments"]:
             idx = np.asarray(user_index)
             seg = torch.as_tensor(np.where(idx >= 0, self.user_segment_[np.maximum(idx, 0)], 0))
-        with torch.no_grad(), _torch_threads(self.config.threads):
+        with torch.no_grad(), torch_threads(self.config.threads):
             out: np.ndarray = self.net_.users(torch.as_tensor(hist), seg).numpy()
         return out
 
